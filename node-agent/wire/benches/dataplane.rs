@@ -1,0 +1,3 @@
+//! Criterion benchmarks of the dataplane codecs.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Criterion benchmarks of the ikev2 codecs.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Criterion benchmarks of the nhrp codecs.
+
+fn main() {}
