@@ -1,1 +1,1 @@
-//! placeholder
+//! IKEv2 (placeholder until the codec branch lands).

@@ -1,1 +1,1 @@
-//! placeholder
+//! NHRP (placeholder until the codec branch lands).
