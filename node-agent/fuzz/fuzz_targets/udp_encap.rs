@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| { let _ = data; });
+libfuzzer_sys::fuzz_target!(|data: &[u8]| dmvpn_fuzz::dataplane::udp_encap(data));

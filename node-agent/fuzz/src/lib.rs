@@ -5,5 +5,6 @@
 //! `RUSTC_BOOTSTRAP=1 cargo fuzz run nhrp corpus/nhrp seeds/nhrp -- -max_total_time=60`
 //! from `node-agent/fuzz/`.
 
+pub mod dataplane;
 pub mod ikev2;
 pub mod nhrp;

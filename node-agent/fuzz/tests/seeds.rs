@@ -23,3 +23,23 @@ fn nhrp_seeds() {
 fn ikev2_seeds() {
     replay("ikev2", dmvpn_fuzz::ikev2::check);
 }
+
+#[test]
+fn gre_seeds() {
+    replay("gre", dmvpn_fuzz::dataplane::gre);
+}
+
+#[test]
+fn esp_seeds() {
+    replay("esp", dmvpn_fuzz::dataplane::esp);
+}
+
+#[test]
+fn udp_encap_seeds() {
+    replay("udp_encap", dmvpn_fuzz::dataplane::udp_encap);
+}
+
+#[test]
+fn ip_seeds() {
+    replay("ip", dmvpn_fuzz::dataplane::ip);
+}
