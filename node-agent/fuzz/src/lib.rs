@@ -1,9 +1,10 @@
 //! Round-trip checks shared by the cargo-fuzz targets and by the seed replay test: each parses
 //! hostile bytes, and whatever parses must emit and parse again to the same representation.
 //!
-//! Run a target (nightly features through `RUSTC_BOOTSTRAP=1` on a stable toolchain):
-//! `RUSTC_BOOTSTRAP=1 cargo fuzz run nhrp corpus/nhrp seeds/nhrp -- -max_total_time=60`
-//! from `node-agent/fuzz/`.
+//! Run a target from the repository root (`RUSTC_BOOTSTRAP=1` lets a stable toolchain take
+//! the sanitizer flags; the first corpus folder collects new inputs, the second is the seeds):
+//! `RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir node-agent/fuzz nhrp
+//! node-agent/fuzz/corpus/nhrp node-agent/fuzz/seeds/nhrp -- -max_total_time=60`
 
 pub mod dataplane;
 pub mod ikev2;
