@@ -65,7 +65,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Wraps a buffer and checks that the header it announces is present, that the version is
-    /// 0 and that no reserved flag is set.
+    /// 0 and that no reserved flag or Reserved1 bit is set.
     ///
     /// # Errors
     /// [`Error::Truncated`], [`Error::BadVersion`] or [`Error::Malformed`].
@@ -90,6 +90,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
         }
         if len < self.header_len() {
             return Err(Error::Truncated);
+        }
+        if self.has_checksum() && self.u32_at(field::BASE_LEN) & 0xffff != 0 {
+            // RFC 2784 section 2.6: Reserved1 is transmitted as zero; RFC 1701's offset has no
+            // meaning without its routing bit.
+            return Err(Error::Malformed);
         }
         Ok(())
     }
