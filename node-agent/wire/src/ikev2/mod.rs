@@ -124,3 +124,6 @@ impl<'a> Repr<'a> {
         Ok(len)
     }
 }
+
+#[cfg(test)]
+mod tests;
