@@ -52,13 +52,21 @@ use header::field;
 /// UDP port of IKE (RFC 7296 section 2).
 pub const UDP_PORT: u16 = 500;
 
+/// Serializes an IKE SPI as 16 lower-case hex digits: JSON numbers lose precision above
+/// 2^53, and tools show SPIs in hex.
+fn spi_hex<S: serde::Serializer>(spi: &u64, s: S) -> core::result::Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{spi:016x}"))
+}
+
 /// An IKEv2 message: the header fields of RFC 7296 section 3.1 and the payload chain.
 /// Next Payload and Length are computed when emitting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Repr<'a> {
-    /// The IKE SA initiator's SPI.
+    /// The IKE SA initiator's SPI (serialized as 16 hex digits, like tshark's `isakmp.ispi`).
+    #[serde(serialize_with = "spi_hex")]
     pub initiator_spi: u64,
     /// The IKE SA responder's SPI (zero in the first IKE_SA_INIT request).
+    #[serde(serialize_with = "spi_hex")]
     pub responder_spi: u64,
     /// The minor version, 0 for RFC 7296; kept as received.
     pub minor_version: u8,

@@ -282,11 +282,13 @@ impl<'a> Transform<'a> {
     }
 
     /// A transform with a Key Length attribute (RFC 7296 section 3.3.5), the form of
-    /// `ENCR_AES_CBC` and `ENCR_AES_GCM_*`.
-    pub const fn with_key_length(id: TransformId, bits: &'a [Attribute<'a>; 1]) -> Self {
+    /// `ENCR_AES_CBC` and `ENCR_AES_GCM_*`. The attribute lives with the caller, as in every
+    /// caller-built list: `Transform::with_key_length(id, &[Attribute::KeyLength(256)])`
+    /// (with a constant length the slice is `'static`).
+    pub const fn with_key_length(id: TransformId, key_length: &'a [Attribute<'a>; 1]) -> Self {
         Transform {
             id,
-            attributes: Seq::Items(bits),
+            attributes: Seq::Items(key_length),
         }
     }
 
