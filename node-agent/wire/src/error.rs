@@ -39,9 +39,7 @@ pub type Result<T> = core::result::Result<T, Error>;
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Truncated => {
-                f.write_str("truncated: the packet ends before a field it announces")
-            }
+            Error::Truncated => f.write_str("truncated: the packet ends before a field it announces"),
             Error::BadLength => f.write_str("inconsistent length field"),
             Error::BadChecksum => f.write_str("bad checksum"),
             Error::BadOffset => f.write_str("offset field out of range"),

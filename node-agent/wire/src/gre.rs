@@ -122,10 +122,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// The protocol type of the payload.
     pub fn protocol(&self) -> Protocol {
         let b = self.buffer.as_ref();
-        Protocol::from(u16::from_be_bytes([
-            b[field::PROTOCOL.start],
-            b[field::PROTOCOL.start + 1],
-        ]))
+        Protocol::from(u16::from_be_bytes([b[field::PROTOCOL.start], b[field::PROTOCOL.start + 1]]))
     }
 
     fn key_offset(&self) -> usize {
@@ -148,8 +145,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The checksum field, if present.
     pub fn checksum(&self) -> Option<u16> {
-        self.has_checksum()
-            .then(|| (self.u32_at(field::BASE_LEN) >> 16) as u16)
+        self.has_checksum().then(|| (self.u32_at(field::BASE_LEN) >> 16) as u16)
     }
 
     /// The key (RFC 2890 section 2.1), if present: Cisco's `tunnel key`.
@@ -159,8 +155,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The sequence number (RFC 2890 section 2.2), if present.
     pub fn sequence(&self) -> Option<u32> {
-        self.has_sequence()
-            .then(|| self.u32_at(self.sequence_offset()))
+        self.has_sequence().then(|| self.u32_at(self.sequence_offset()))
     }
 
     /// Whether the checksum, if present, verifies over the header and payload
@@ -267,52 +262,31 @@ mod tests {
         let repr = Repr::parse(&p).unwrap();
         assert_eq!(
             repr,
-            Repr {
-                protocol: Protocol::Nhrp,
-                checksum: false,
-                key: Some(100),
-                sequence: None
-            }
+            Repr { protocol: Protocol::Nhrp, checksum: false, key: Some(100), sequence: None }
         );
         assert_eq!(p.payload(), &[0xaa]);
     }
 
     #[test]
     fn rejects_bad_input() {
-        assert_eq!(
-            Packet::new_checked(&[0u8; 3][..]).unwrap_err(),
-            Error::Truncated
-        );
-        assert_eq!(
-            Packet::new_checked(&[0x20, 0, 8, 0, 0][..]).unwrap_err(),
-            Error::Truncated
-        );
-        assert_eq!(
-            Packet::new_checked(&[0, 1, 8, 0][..]).unwrap_err(),
-            Error::BadVersion
-        );
-        assert_eq!(
-            Packet::new_checked(&[0x40, 0, 8, 0][..]).unwrap_err(),
-            Error::Malformed
-        );
+        assert_eq!(Packet::new_checked(&[0u8; 3][..]).unwrap_err(), Error::Truncated);
+        assert_eq!(Packet::new_checked(&[0x20, 0, 8, 0, 0][..]).unwrap_err(), Error::Truncated);
+        assert_eq!(Packet::new_checked(&[0, 1, 8, 0][..]).unwrap_err(), Error::BadVersion);
+        assert_eq!(Packet::new_checked(&[0x40, 0, 8, 0][..]).unwrap_err(), Error::Malformed);
         let bad_sum = [0x80, 0, 8, 0, 0x12, 0x34, 0, 0];
         let p = Packet::new_checked(&bad_sum[..]).unwrap();
         assert_eq!(Repr::parse(&p).unwrap_err(), Error::BadChecksum);
     }
 
     fn arb_repr() -> impl Strategy<Value = Repr> {
-        (
-            any::<u16>(),
-            any::<bool>(),
-            any::<Option<u32>>(),
-            any::<Option<u32>>(),
-        )
-            .prop_map(|(protocol, checksum, key, sequence)| Repr {
+        (any::<u16>(), any::<bool>(), any::<Option<u32>>(), any::<Option<u32>>()).prop_map(
+            |(protocol, checksum, key, sequence)| Repr {
                 protocol: Protocol::from(protocol),
                 checksum,
                 key,
                 sequence,
-            })
+            },
+        )
     }
 
     proptest! {

@@ -374,6 +374,28 @@ fn digital_signature_split() {
 }
 
 #[test]
+fn notify_and_delete_accessors() {
+    assert!(NotifyType::NoProposalChosen.is_error());
+    assert!(NotifyType::Unknown(16383).is_error());
+    assert!(!NotifyType::Cookie.is_error());
+    let esp = Delete {
+        protocol_id: ProtocolId::Esp,
+        spi_size: 4,
+        spis: &[1, 2, 3, 4, 5, 6, 7, 8],
+    };
+    assert_eq!(
+        esp.spis().collect::<Vec<_>>(),
+        [&[1, 2, 3, 4][..], &[5, 6, 7, 8][..]]
+    );
+    let ike = Delete {
+        protocol_id: ProtocolId::Ike,
+        spi_size: 0,
+        spis: &[],
+    };
+    assert_eq!(ike.spis().count(), 0);
+}
+
+#[test]
 fn identification_accessors() {
     let v4 = Identification {
         id_type: IdType::Ipv4Addr,

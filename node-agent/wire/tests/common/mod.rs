@@ -40,20 +40,7 @@ fn inet_checksum(data: &[u8]) -> u16 {
 /// An IPv4 packet (DF, TTL 64) around `payload`.
 pub fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, payload: &[u8]) -> Vec<u8> {
     let total = 20 + payload.len();
-    let mut p = vec![
-        0x45,
-        0,
-        (total >> 8) as u8,
-        total as u8,
-        0,
-        1,
-        0x40,
-        0,
-        64,
-        protocol,
-        0,
-        0,
-    ];
+    let mut p = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, protocol, 0, 0];
     p.extend_from_slice(&src.octets());
     p.extend_from_slice(&dst.octets());
     let sum = inet_checksum(&p);
@@ -105,18 +92,13 @@ pub fn udp6(src: Ipv6Addr, dst: Ipv6Addr, src_port: u16, dst_port: u16, payload:
 
 /// Whether tshark may be missing: only outside CI, where the test then says it skipped.
 pub fn tshark_available() -> bool {
-    let found = Command::new("tshark")
-        .arg("-v")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let found = Command::new("tshark").arg("-v").output().is_ok_and(|o| o.status.success());
     if !found {
         assert!(
             std::env::var_os("CI").is_none(),
             "tshark is missing in CI: .ci/run must install it (apt-get install tshark)"
         );
-        eprintln!(
-            "SKIPPED: tshark is not installed here (apt-get install tshark); CI runs this test"
-        );
+        eprintln!("SKIPPED: tshark is not installed here (apt-get install tshark); CI runs this test");
     }
     found
 }
@@ -126,16 +108,11 @@ pub fn write_pcap(name: &str, packets: &[Vec<u8>]) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let path = dir.join(format!("{name}-{}.pcap", std::process::id()));
     let file = std::fs::File::create(&path).unwrap();
-    let header = PcapHeader {
-        datalink: DataLink::RAW,
-        ..Default::default()
-    };
+    let header = PcapHeader { datalink: DataLink::RAW, ..Default::default() };
     let mut writer = PcapWriter::with_header(file, header).unwrap();
     for (i, p) in packets.iter().enumerate() {
         let ts = std::time::Duration::from_millis(i as u64);
-        writer
-            .write_packet(&PcapPacket::new(ts, p.len() as u32, p))
-            .unwrap();
+        writer.write_packet(&PcapPacket::new(ts, p.len() as u32, p)).unwrap();
     }
     path
 }
@@ -149,25 +126,12 @@ const TSHARK_OPTIONS: &[&str] = &["-o", "nhrp.auth_ext_has_addr:FALSE"];
 pub fn tshark_fields(pcap: &std::path::Path, fields: &[&str]) -> Vec<Vec<String>> {
     let mut cmd = Command::new("tshark");
     cmd.arg("-n").arg("-r").arg(pcap).args(TSHARK_OPTIONS);
-    cmd.args([
-        "-T",
-        "fields",
-        "-E",
-        "separator=\t",
-        "-E",
-        "occurrence=a",
-        "-E",
-        "aggregator=,",
-    ]);
+    cmd.args(["-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,"]);
     for f in fields {
         cmd.args(["-e", f]);
     }
     let out = cmd.output().expect("run tshark");
-    assert!(
-        out.status.success(),
-        "tshark failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -187,14 +151,7 @@ pub fn assert_tshark_clean(pcap: &std::path::Path) {
         .args(["-Y", filter, "-V"])
         .output()
         .expect("run tshark");
-    assert!(
-        out.status.success(),
-        "tshark failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.trim().is_empty(),
-        "tshark reports malformed packets or expert errors:\n{text}"
-    );
+    assert!(text.trim().is_empty(), "tshark reports malformed packets or expert errors:\n{text}");
 }
