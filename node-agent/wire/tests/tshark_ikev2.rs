@@ -332,6 +332,9 @@ const FIELDS: &[&str] = &[
     "isakmp.payloadlength",
     "isakmp.notify.msgtype",
     "isakmp.tf.type",
+    "isakmp.tf.id.encr",
+    "isakmp.tf.id.prf",
+    "isakmp.tf.id.dh",
     "isakmp.ike2.attr.key_length",
     "isakmp.key_exchange.dh_group",
     "isakmp.id.type",
@@ -435,6 +438,9 @@ fn tshark_accepts_every_emitted_message() {
         "33,2,3,3,3,34,40,41,41,41,41"
     );
     assert_eq!(get(init, "isakmp.tf.type"), "1,2,4");
+    assert_eq!(get(init, "isakmp.tf.id.encr"), "20");
+    assert_eq!(get(init, "isakmp.tf.id.prf"), "6");
+    assert_eq!(get(init, "isakmp.tf.id.dh"), "31");
     assert_eq!(get(init, "isakmp.ike2.attr.key_length"), "256");
     assert_eq!(get(init, "isakmp.key_exchange.dh_group"), "31");
     assert_eq!(
