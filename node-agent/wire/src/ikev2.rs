@@ -1,1 +1,0 @@
-//! IKEv2 (placeholder until the codec branch lands).
