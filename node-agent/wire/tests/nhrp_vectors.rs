@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use dmvpn_wire::nhrp::{
     Address, AddressFamily, Cie, CieCode, ErrorCode, ErrorIndication, Extension, ExtensionBody,
@@ -307,6 +307,7 @@ fn assert_fields(name: &str, bytes: &[u8], repr: &Repr<'_>) {
             assert_eq!(h.request_id, 0x101);
             assert_eq!(h.src_nbma.address, ipv4(A_NBMA));
             assert_eq!((h.src_proto, h.dst_proto), (ipv4(A), ipv4(HUB)));
+            assert_eq!(h.src_proto.ip(), Some(IpAddr::V4(A)));
             let cie: Vec<_> = h.cies.iter().collect();
             assert_eq!(cie.len(), 1);
             assert_eq!(
