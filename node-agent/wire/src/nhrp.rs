@@ -1,1 +1,0 @@
-//! NHRP (placeholder until the codec branch lands).
