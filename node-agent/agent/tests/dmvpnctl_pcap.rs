@@ -31,15 +31,32 @@ fn decode(file: PathBuf) -> Vec<Value> {
 }
 
 fn protocols(frame: &Value) -> Vec<&str> {
-    frame["layers"].as_array().unwrap().iter().map(|l| l["protocol"].as_str().unwrap()).collect()
+    frame["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["protocol"].as_str().unwrap())
+        .collect()
 }
 
-/// Every layer decoded without error and round-tripped exactly.
+/// Every layer decoded without error and round-tripped exactly (opaque payloads such as the
+/// ICMP inside a traffic indication have nothing to round-trip).
 fn assert_all_exact(frames: &[Value]) {
     for frame in frames {
         for layer in frame["layers"].as_array().unwrap() {
-            assert!(layer.get("error").is_none(), "frame {}: {layer}", frame["number"]);
-            assert_eq!(layer["roundtrip"], "exact", "frame {}: {layer}", frame["number"]);
+            if layer["protocol"] == "payload" {
+                continue;
+            }
+            assert!(
+                layer.get("error").is_none(),
+                "frame {}: {layer}",
+                frame["number"]
+            );
+            assert_eq!(
+                layer["roundtrip"], "exact",
+                "frame {}: {layer}",
+                frame["number"]
+            );
         }
     }
 }
@@ -53,7 +70,10 @@ fn nhrp_vectors_decode_and_round_trip() {
         assert_eq!(&layers[..3], ["ipv4", "gre", "nhrp"], "frame {}", i + 1);
     }
     // Vector 08, the traffic indication, carries the ICMP echo that triggered it.
-    assert_eq!(protocols(&frames[7]), ["ipv4", "gre", "nhrp", "ipv4", "payload"]);
+    assert_eq!(
+        protocols(&frames[7]),
+        ["ipv4", "gre", "nhrp", "ipv4", "payload"]
+    );
     // Vector 09 is framed with GRE key 100.
     assert_eq!(frames[8]["layers"][1]["fields"]["key"], 100);
     assert_all_exact(&frames);
@@ -70,15 +90,30 @@ fn ike_nat_t_capture_decodes_and_round_trips() {
         match layers.as_slice() {
             ["ipv4", "udp", "non-esp-marker", "ikev2"] => ike += 1,
             ["ipv4", "udp", "esp"] => {
-                spis.insert(frame["layers"][2]["fields"]["spi"].as_str().unwrap().to_owned());
+                spis.insert(
+                    frame["layers"][2]["fields"]["spi"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                );
             }
             other => panic!("frame {}: unexpected layers {other:?}", frame["number"]),
         }
     }
     assert_eq!(ike, 30);
     // The six ESP SPIs that ../shared/vectors/ike-scapy/PROVENANCE.md lists.
-    let expected = ["0x78bd5377", "0x958a753b", "0xac0faf03", "0xb6b5f296", "0xc1a9656b", "0xc1d717e8"];
-    assert_eq!(spis.iter().map(String::as_str).collect::<Vec<_>>(), expected);
+    let expected = [
+        "0x78bd5377",
+        "0x958a753b",
+        "0xac0faf03",
+        "0xb6b5f296",
+        "0xc1a9656b",
+        "0xc1d717e8",
+    ];
+    assert_eq!(
+        spis.iter().map(String::as_str).collect::<Vec<_>>(),
+        expected
+    );
     assert_all_exact(&frames);
 }
 
@@ -88,8 +123,13 @@ fn ike_redirect_capture_decodes_and_round_trips() {
     assert_eq!(frames.len(), 4);
     for frame in &frames {
         assert_eq!(protocols(frame), ["ipv4", "udp", "ikev2"]);
+        assert_eq!(frame["layers"][2]["roundtrip"], "exact");
     }
-    assert_all_exact(&frames);
+    // Frame 1 was captured with its IPv4 and UDP checksums wrong (tshark agrees): reported
+    // on the layer, and decoding goes on.
+    assert_eq!(frames[0]["layers"][0]["error"], "bad checksum");
+    assert_eq!(frames[0]["layers"][1]["error"], "bad checksum (offloaded?)");
+    assert_all_exact(&frames[1..]);
 }
 
 #[test]
@@ -101,10 +141,16 @@ fn text_output_reads_like_a_debug() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("Frame 1: 133 bytes"), "{text}");
+    assert!(text.contains("Frame 1: 129 bytes"), "{text}");
     assert!(text.contains("NHRP  [round trip: exact]"), "{text}");
-    assert!(text.contains("1 frames, 0 with a round-trip mismatch"), "{text}");
-    assert!(!text.contains("@lpha"), "the NHRP password must not be printed:\n{text}");
+    assert!(
+        text.contains("1 frames, 0 with a round-trip mismatch"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("@lpha"),
+        "the NHRP password must not be printed:\n{text}"
+    );
 }
 
 #[test]
@@ -124,7 +170,11 @@ fn corrupt_input_is_reported_not_fatal() {
     // Not a capture at all: a clear error naming the file, exit status 1.
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("not-a-capture.pcap");
     std::fs::write(&path, b"hello").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_dmvpnctl")).arg("pcap").arg(&path).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dmvpnctl"))
+        .arg("pcap")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not-a-capture.pcap"), "{stderr}");

@@ -314,7 +314,7 @@ fn decode_nhrp(bytes: &[u8], layers: &mut Vec<Layer>, depth: usize) {
     layers.push(layer("nhrp", fields(&repr), verdict(ok)));
     // A traffic indication carries the start of the data packet that triggered it.
     if let nhrp::Message::TrafficIndication(ti) = &repr.message {
-        decode_ip(ti.data, layers, depth + 1);
+        decode_ip(ti.packet, layers, depth + 1);
     }
 }
 
