@@ -22,7 +22,9 @@ pub fn check(data: &[u8]) {
                 }
             }
             PayloadBody::TsI(selectors) | PayloadBody::TsR(selectors) => {
-                let _ = selectors.iter().map(|ts| ts.ts_type()).count();
+                selectors.iter().for_each(|ts| {
+                    let _ = ts.ts_type();
+                });
             }
             PayloadBody::Auth(auth) => {
                 let _ = auth.digital_signature();
