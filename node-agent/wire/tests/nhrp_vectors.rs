@@ -10,9 +10,9 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr};
 
 use dmvpn_wire::nhrp::{
-    Address, AddressFamily, Cie, CieCode, ErrorCode, ErrorIndication, Extension, ExtensionBody,
-    ExtensionType, Message, NbmaAddress, Operation, PROTOCOL_IPV4, Packet, Purge, PurgeFlags,
-    Registration, RegistrationFlags, Repr, Resolution, ResolutionFlags, TrafficCode,
+    Address, AddressFamily, AuthData, Cie, CieCode, ErrorCode, ErrorIndication, Extension,
+    ExtensionBody, ExtensionType, Message, NbmaAddress, Operation, PROTOCOL_IPV4, Packet, Purge,
+    PurgeFlags, Registration, RegistrationFlags, Repr, Resolution, ResolutionFlags, TrafficCode,
     TrafficIndication,
 };
 use dmvpn_wire::{Error, Seq};
@@ -431,7 +431,7 @@ fn assert_fields(name: &str, bytes: &[u8], repr: &Repr<'_>) {
                 auth.body,
                 ExtensionBody::Authentication {
                     auth_type: 1,
-                    data: b"wrong"
+                    data: AuthData::new(b"wrong")
                 }
             );
             assert!(types.is_empty() && repr.extensions.is_none());
@@ -461,7 +461,7 @@ fn assert_fields(name: &str, bytes: &[u8], repr: &Repr<'_>) {
             auth.body,
             ExtensionBody::Authentication {
                 auth_type: 1,
-                data: PASSWORD
+                data: AuthData::new(PASSWORD)
             }
         );
     }

@@ -480,7 +480,7 @@ fn expected_values(repr: &Repr<'_>, key: Option<u32>, values: &mut [Vec<String>]
                 all_cies.extend(list.iter());
             }
             if let ExtensionBody::Authentication { data, .. } = e.body {
-                auth_data.push(data.iter().map(|b| format!("{b:02x}")).collect());
+                auth_data.push(data.expose().iter().map(|b| format!("{b:02x}")).collect());
             }
         }
         ext_type.push("0x0000".into());

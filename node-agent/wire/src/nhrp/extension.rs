@@ -80,9 +80,9 @@ pub enum ExtensionBody<'a> {
         /// The authentication type ([`AUTH_CLEARTEXT`]); RFC 2332 reads it as Reserved and
         /// SPI.
         auth_type: u32,
-        /// The authentication data: the password for [`AUTH_CLEARTEXT`].
-        #[serde(serialize_with = "crate::hex::serialize")]
-        data: &'a [u8],
+        /// The authentication data: the password for [`AUTH_CLEARTEXT`], redacted in
+        /// `Debug` and serialized output.
+        data: AuthData<'a>,
     },
     /// Vendor-Private (RFC 2332 section 5.3.5): a 3-byte IEEE OUI then vendor data, kept raw.
     VendorPrivate {
@@ -105,6 +105,47 @@ pub enum ExtensionBody<'a> {
     },
 }
 
+/// The data of an authentication extension: for Cisco's cleartext type, the `ip nhrp
+/// authentication` password. `Debug` and `Serialize` show only its length, so a logged or
+/// printed message never reveals it; [`AuthData::expose`] gives the bytes to the code that
+/// checks or emits them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct AuthData<'a>(&'a [u8]);
+
+impl<'a> AuthData<'a> {
+    /// Wraps authentication data.
+    pub const fn new(data: &'a [u8]) -> Self {
+        AuthData(data)
+    }
+
+    /// The secret bytes.
+    pub const fn expose(&self) -> &'a [u8] {
+        self.0
+    }
+
+    /// The length in bytes.
+    pub const fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the data is empty.
+    pub const fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl core::fmt::Debug for AuthData<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "<{} bytes redacted>", self.0.len())
+    }
+}
+
+impl serde::Serialize for AuthData<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("<{} bytes redacted>", self.0.len()))
+    }
+}
+
 impl<'a> Extension<'a> {
     /// An extension with the compulsory bit of Cisco and FRR nhrpd: set for every type but the
     /// Cisco NAT address (type 9) and unknown types.
@@ -121,7 +162,7 @@ impl<'a> Extension<'a> {
     pub const fn cleartext_password(password: &'a [u8]) -> Self {
         Self::new(ExtensionBody::Authentication {
             auth_type: AUTH_CLEARTEXT,
-            data: password,
+            data: AuthData(password),
         })
     }
 
@@ -208,7 +249,7 @@ impl<'a> Element<'a> for Extension<'a> {
                 let ty = value.get(..AUTH_TYPE_LEN).ok_or(Error::BadLength)?;
                 ExtensionBody::Authentication {
                     auth_type: u32::from_be_bytes([ty[0], ty[1], ty[2], ty[3]]),
-                    data: &value[AUTH_TYPE_LEN..],
+                    data: AuthData(&value[AUTH_TYPE_LEN..]),
                 }
             }
             ExtensionType::VendorPrivate => ExtensionBody::VendorPrivate { data: value },
@@ -243,7 +284,7 @@ impl<'a> Element<'a> for Extension<'a> {
             }
             ExtensionBody::Authentication { auth_type, data } => {
                 value[..AUTH_TYPE_LEN].copy_from_slice(&auth_type.to_be_bytes());
-                value[AUTH_TYPE_LEN..AUTH_TYPE_LEN + data.len()].copy_from_slice(data);
+                value[AUTH_TYPE_LEN..AUTH_TYPE_LEN + data.len()].copy_from_slice(data.expose());
             }
             ExtensionBody::VendorPrivate { data } | ExtensionBody::Unknown { data, .. } => {
                 value[..data.len()].copy_from_slice(data);
@@ -286,6 +327,14 @@ pub(crate) fn parse_list(buf: &[u8]) -> Result<Seq<'_, Extension<'_>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn password_is_redacted_in_debug_output() {
+        let ext = Extension::cleartext_password(b"@lpha");
+        let shown = std::format!("{ext:?}");
+        assert!(!shown.contains("lpha") && !shown.contains("108, 112"), "{shown}");
+        assert!(shown.contains("<5 bytes redacted>"), "{shown}");
+    }
 
     #[test]
     fn cisco_authentication() {

@@ -22,7 +22,7 @@ pub mod traffic_indication;
 pub use address::{Address, NbmaAddress};
 pub use cie::{Cie, CieCode};
 pub use error_indication::{ErrorCode, ErrorIndication};
-pub use extension::{AUTH_CLEARTEXT, Extension, ExtensionBody, ExtensionType};
+pub use extension::{AUTH_CLEARTEXT, AuthData, Extension, ExtensionBody, ExtensionType};
 pub use header::{AddressFamily, HEADER_LEN, Operation, PROTOCOL_IPV4, PROTOCOL_IPV6, Packet};
 pub use message::{
     CommonHeader, Message, Purge, PurgeFlags, Registration, RegistrationFlags, Resolution,
@@ -218,7 +218,7 @@ mod tests {
             auth.body,
             ExtensionBody::Authentication {
                 auth_type: 1,
-                data: b"@lpha"
+                data: AuthData::new(b"@lpha")
             }
         );
         assert!(repr.find_extension(ExtensionType::VendorPrivate).is_none());
@@ -457,8 +457,12 @@ mod tests {
             arb_cies().prop_map(ExtensionBody::ForwardTransit),
             arb_cies().prop_map(ExtensionBody::ReverseTransit),
             arb_cies().prop_map(ExtensionBody::NatAddress),
-            (any::<u32>(), arb_bytes(16))
-                .prop_map(|(auth_type, data)| ExtensionBody::Authentication { auth_type, data }),
+            (any::<u32>(), arb_bytes(16)).prop_map(|(auth_type, data)| {
+                ExtensionBody::Authentication {
+                    auth_type,
+                    data: AuthData::new(data),
+                }
+            }),
             arb_bytes(16).prop_map(|data| ExtensionBody::VendorPrivate { data }),
         ];
         prop_oneof![
