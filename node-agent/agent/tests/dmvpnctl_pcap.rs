@@ -143,6 +143,23 @@ fn text_output_reads_like_a_debug() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("Frame 1: 129 bytes"), "{text}");
     assert!(text.contains("NHRP  [round trip: exact]"), "{text}");
+    // Cisco's `debug nhrp packet` layout.
+    assert!(
+        text.contains("NHRP: Registration Request, packet size: 105"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"(M) flags: "unique nat ", reqid: 257"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("src protocol: 10.251.0.2, dst protocol: 10.251.0.1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("prefix: 32, mtu: 1400, hd_time: 7200"),
+        "{text}"
+    );
     assert!(
         text.contains("1 frames, 0 with a round-trip mismatch"),
         "{text}"

@@ -35,6 +35,10 @@ pub struct Layer {
     /// Why the layer could not be decoded (or, for a bad checksum, what is wrong with it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The text an engineer reads for this layer (a `tcpdump`-like line, Cisco's `debug nhrp
+    /// packet`, strongSwan's message summary); the text output shows it instead of `fields`.
+    #[serde(skip)]
+    pub text: Option<String>,
 }
 
 /// One decoded frame.
@@ -96,6 +100,7 @@ fn layer(protocol: &'static str, fields: Value, roundtrip: Option<Roundtrip>) ->
         fields,
         roundtrip,
         error: None,
+        text: None,
     }
 }
 
@@ -105,6 +110,7 @@ fn failed(protocol: &'static str, error: impl ToString) -> Layer {
         fields: Value::Null,
         roundtrip: None,
         error: Some(error.to_string()),
+        text: None,
     }
 }
 
@@ -115,6 +121,14 @@ fn opaque(protocol: &'static str, bytes: &[u8], why: String) -> Layer {
         fields,
         roundtrip: None,
         error: Some(why),
+        text: None,
+    }
+}
+
+impl Layer {
+    fn with_text(mut self, text: String) -> Self {
+        self.text = Some(text);
+        self
     }
 }
 
@@ -140,7 +154,17 @@ fn decode_ipv4(bytes: &[u8], layers: &mut Vec<Layer>, depth: usize) {
         Ok(repr) => {
             let mut buf = vec![0u8; repr.buffer_len()];
             let ok = repr.emit(&mut buf).is_ok() && buf[..] == bytes[..packet.header_len()];
-            layers.push(layer("ipv4", fields(&repr), verdict(ok)));
+            let text = format!(
+                "{} > {}: proto {}, ttl {}, id {}{}, length {}",
+                repr.src,
+                repr.dst,
+                repr.protocol,
+                repr.ttl,
+                repr.ident,
+                if repr.dont_frag { ", DF" } else { "" },
+                packet.total_len()
+            );
+            layers.push(layer("ipv4", fields(&repr), verdict(ok)).with_text(text));
         }
         // Checksum offload leaves bad checksums in captures taken on the sender: say so and
         // go on with the view.
@@ -152,6 +176,12 @@ fn decode_ipv4(bytes: &[u8], layers: &mut Vec<Layer>, depth: usize) {
             }),
             roundtrip: None,
             error: Some(e.to_string()),
+            text: Some(format!(
+                "{} > {}: proto {}",
+                packet.src_addr(),
+                packet.dst_addr(),
+                packet.protocol()
+            )),
         }),
     }
     let (src, dst) = (IpAddr::V4(packet.src_addr()), IpAddr::V4(packet.dst_addr()));
@@ -181,7 +211,11 @@ fn decode_ipv6(bytes: &[u8], layers: &mut Vec<Layer>, depth: usize) {
     };
     let mut buf = [0u8; ipv6::HEADER_LEN];
     let ok = repr.emit(&mut buf).is_ok() && buf[..] == bytes[..ipv6::HEADER_LEN];
-    layers.push(layer("ipv6", fields(&repr), verdict(ok)));
+    let text = format!(
+        "{} > {}: next header {}, hop limit {}, payload length {}",
+        repr.src, repr.dst, repr.next_header, repr.hop_limit, repr.payload_len
+    );
+    layers.push(layer("ipv6", fields(&repr), verdict(ok)).with_text(text));
     let addrs = (IpAddr::V6(packet.src_addr()), IpAddr::V6(packet.dst_addr()));
     decode_transport(packet.next_header(), packet.payload(), addrs, layers, depth);
 }
@@ -199,12 +233,14 @@ fn decode_transport(
         esp::IP_PROTOCOL => decode_esp(payload, layers),
         // IP in IP (tunnel-mode ESP decrypted elsewhere, or IPv6 over IPv4).
         4 | 41 => decode_ip(payload, layers, depth + 1),
-        other => layers.push(Layer {
-            protocol: "payload",
-            fields: serde_json::json!({ "ip_protocol": other, "length": payload.len() }),
-            roundtrip: None,
-            error: None,
-        }),
+        other => layers.push(
+            layer(
+                "payload",
+                serde_json::json!({ "ip_protocol": other, "length": payload.len() }),
+                None,
+            )
+            .with_text(format!("IP protocol {other}, {} bytes", payload.len())),
+        ),
     }
 }
 
@@ -221,7 +257,13 @@ fn decode_udp(bytes: &[u8], addrs: (IpAddr, IpAddr), layers: &mut Vec<Layer>, de
     let with_checksum = (packet.checksum() != 0).then_some(addrs);
     let ok = repr.emit(&mut buf, with_checksum).is_ok()
         && buf[..udp::HEADER_LEN] == datagram[..udp::HEADER_LEN];
-    let mut l = layer("udp", fields(&repr), verdict(ok));
+    let text = format!(
+        "{} > {}, length {}",
+        repr.src_port,
+        repr.dst_port,
+        packet.len()
+    );
+    let mut l = layer("udp", fields(&repr), verdict(ok)).with_text(text);
     if !packet.verify_checksum(addrs.0, addrs.1) {
         l.roundtrip = None;
         l.error = Some("bad checksum (offloaded?)".into());
@@ -277,7 +319,13 @@ fn decode_esp(bytes: &[u8], layers: &mut Vec<Layer>) {
         "sequence": repr.sequence,
         "encrypted_length": repr.payload.len(),
     });
-    layers.push(layer("esp", fields, verdict(ok)));
+    let text = format!(
+        "spi 0x{:08x}, seq {}, {} bytes encrypted",
+        repr.spi,
+        repr.sequence,
+        repr.payload.len()
+    );
+    layers.push(layer("esp", fields, verdict(ok)).with_text(text));
 }
 
 fn decode_gre(bytes: &[u8], layers: &mut Vec<Layer>, depth: usize) {
@@ -291,7 +339,22 @@ fn decode_gre(bytes: &[u8], layers: &mut Vec<Layer>, depth: usize) {
     };
     let mut buf = bytes.to_vec();
     let ok = repr.emit(&mut buf).is_ok() && buf == bytes;
-    layers.push(layer("gre", fields(&repr), verdict(ok)));
+    let mut text = match repr.protocol {
+        gre::Protocol::Nhrp => "protocol NHRP (0x2001)".to_string(),
+        gre::Protocol::Ipv4 => "protocol IPv4 (0x0800)".to_string(),
+        gre::Protocol::Ipv6 => "protocol IPv6 (0x86dd)".to_string(),
+        gre::Protocol::Unknown(p) => format!("protocol 0x{p:04x}"),
+    };
+    if let Some(key) = repr.key {
+        text.push_str(&format!(", key {key}"));
+    }
+    if let Some(seq) = repr.sequence {
+        text.push_str(&format!(", seq {seq}"));
+    }
+    if repr.checksum {
+        text.push_str(", checksum ok");
+    }
+    layers.push(layer("gre", fields(&repr), verdict(ok)).with_text(text));
     match repr.protocol {
         gre::Protocol::Nhrp => decode_nhrp(packet.payload(), layers, depth),
         gre::Protocol::Ipv4 | gre::Protocol::Ipv6 => decode_ip(packet.payload(), layers, depth + 1),
@@ -311,7 +374,9 @@ fn decode_nhrp(bytes: &[u8], layers: &mut Vec<Layer>, depth: usize) {
     let original = &bytes[..usize::from(packet.packet_size())];
     let mut buf = vec![0u8; repr.buffer_len()];
     let ok = matches!(repr.emit(&mut buf), Ok(n) if buf[..n] == *original);
-    layers.push(layer("nhrp", fields(&repr), verdict(ok)));
+    let text =
+        super::debug_nhrp::debug_nhrp(&repr, packet.packet_size(), packet.extension_offset());
+    layers.push(layer("nhrp", fields(&repr), verdict(ok)).with_text(text));
     // A traffic indication carries the start of the data packet that triggered it.
     if let nhrp::Message::TrafficIndication(ti) = &repr.message {
         decode_ip(ti.packet, layers, depth + 1);
@@ -330,5 +395,6 @@ fn decode_ikev2(bytes: &[u8], layers: &mut Vec<Layer>) {
     let original = &bytes[..packet.length() as usize];
     let mut buf = vec![0u8; repr.buffer_len()];
     let ok = matches!(repr.emit(&mut buf), Ok(n) if buf[..n] == *original);
-    layers.push(layer("ikev2", fields(&repr), verdict(ok)));
+    let text = super::debug_ikev2::debug_ikev2(&repr);
+    layers.push(layer("ikev2", fields(&repr), verdict(ok)).with_text(text));
 }

@@ -3,6 +3,8 @@
 //! the same bytes.
 
 mod capture;
+mod debug_ikev2;
+mod debug_nhrp;
 mod decode;
 mod render;
 

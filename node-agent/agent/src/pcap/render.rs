@@ -1,4 +1,5 @@
 //! The text form of `dmvpnctl pcap`: one block per frame, one indented section per layer,
+//! each in the form its engineers know (see [`super::decode::Layer::text`]), or else the
 //! fields as `name: value` lines in the order the codec declares them.
 
 use std::fmt::Write;
@@ -18,22 +19,48 @@ pub fn render_text(frames: &[Frame], roundtrip: bool) -> String {
             frame.number, frame.length, frame.time
         );
         for layer in &frame.layers {
-            let mut title = layer.protocol.to_uppercase();
-            if roundtrip {
-                match layer.roundtrip {
-                    Some(Roundtrip::Exact) => title.push_str("  [round trip: exact]"),
-                    Some(Roundtrip::Mismatch) => title.push_str("  [round trip: MISMATCH]"),
-                    None => {}
-                }
+            let mut marks = String::new();
+            match (roundtrip, layer.roundtrip) {
+                (true, Some(Roundtrip::Exact)) => marks.push_str("  [round trip: exact]"),
+                (true, Some(Roundtrip::Mismatch)) => marks.push_str("  [round trip: MISMATCH]"),
+                _ => {}
             }
             if let Some(error) = &layer.error {
-                let _ = write!(title, "  [error: {error}]");
+                let _ = write!(marks, "  [error: {error}]");
             }
-            let _ = writeln!(out, "  {title}");
-            value_lines(&mut out, &layer.fields, 2);
+            let name = display_name(layer.protocol);
+            match &layer.text {
+                // One-line layers read best on the title line.
+                Some(text) if !text.contains('\n') => {
+                    let _ = writeln!(out, "  {name}: {text}{marks}");
+                }
+                Some(text) => {
+                    let _ = writeln!(out, "  {name}{marks}");
+                    for line in text.lines() {
+                        let _ = writeln!(out, "    {line}");
+                    }
+                }
+                None => {
+                    let _ = writeln!(out, "  {name}{marks}");
+                    value_lines(&mut out, &layer.fields, 2);
+                }
+            }
         }
     }
     out
+}
+
+/// How engineers spell the protocols.
+fn display_name(protocol: &str) -> String {
+    match protocol {
+        "ipv4" => "IPv4".into(),
+        "ipv6" => "IPv6".into(),
+        "ikev2" => "IKEv2".into(),
+        "nat-keepalive" => "NAT-keepalive".into(),
+        "non-esp-marker" => "non-ESP marker".into(),
+        "payload" => "Payload".into(),
+        other => other.to_uppercase(),
+    }
 }
 
 fn scalar(value: &Value) -> Option<String> {

@@ -332,7 +332,10 @@ mod tests {
     fn password_is_redacted_in_debug_output() {
         let ext = Extension::cleartext_password(b"@lpha");
         let shown = std::format!("{ext:?}");
-        assert!(!shown.contains("lpha") && !shown.contains("108, 112"), "{shown}");
+        assert!(
+            !shown.contains("lpha") && !shown.contains("108, 112"),
+            "{shown}"
+        );
         assert!(shown.contains("<5 bytes redacted>"), "{shown}");
     }
 
