@@ -74,6 +74,16 @@ fn nhrp_vectors_decode_and_round_trip() {
         protocols(&frames[7]),
         ["ipv4", "gre", "nhrp", "ipv4", "payload"]
     );
+    // Vector 07, the error indication, carries the registration request in error, whose
+    // wrong password stays hidden in the JSON as everywhere else.
+    assert_eq!(protocols(&frames[6]), ["ipv4", "gre", "nhrp", "nhrp"]);
+    let json = serde_json::to_string(&frames).unwrap();
+    for secret in ["77726f6e67", "406c706861", "wrong", "@lpha"] {
+        assert!(
+            !json.contains(secret),
+            "a password leaked into the JSON: {secret}"
+        );
+    }
     // Vector 09 is framed with GRE key 100.
     assert_eq!(frames[8]["layers"][1]["fields"]["key"], 100);
     assert_all_exact(&frames);

@@ -28,7 +28,9 @@ fn assert_same_but_checksum(emitted: &[u8], original: &[u8], at: usize, what: &s
     );
 }
 
-/// GRE: a header that parses (checksum verified) emits back to the same bytes.
+/// GRE: a header that parses (checksum verified) emits and parses back to itself; when the
+/// bits RFC 2784 section 2.3 ignores on receipt (Reserved0 bits 6-12, Reserved1) were zero,
+/// the bytes are the same too.
 pub fn gre(data: &[u8]) {
     let Ok(packet) = gre::Packet::new_checked(data) else {
         return;
@@ -42,6 +44,11 @@ pub fn gre(data: &[u8]) {
         .expect("emit into a buffer of the parsed length");
     let again = gre::Packet::new_checked(&buf[..]).expect("emitted GRE is valid");
     assert_eq!(gre::Repr::parse(&again), Ok(repr));
+    let ignored_bits_clear = u16::from_be_bytes([data[0], data[1]]) & 0x03f8 == 0
+        && (!repr.checksum || data[6..8] == [0, 0]);
+    if !ignored_bits_clear {
+        return;
+    }
     if repr.checksum {
         assert_same_but_checksum(&buf, data, 4, "GRE");
     } else {

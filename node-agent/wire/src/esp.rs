@@ -31,9 +31,6 @@ pub const HEADER_LEN: usize = 8;
 /// Length of the trailer's fixed part (pad length and next header).
 pub const TRAILER_LEN: usize = 2;
 
-/// Next header value of a dummy packet for traffic flow confidentiality (RFC 4303 2.6).
-pub const NEXT_HEADER_DUMMY: u8 = 59;
-
 enum_with_unknown! {
     /// ESP transforms whose framing this crate knows: IANA "Transform Type 1 - Encryption
     /// Algorithm Transform IDs", the values IKEv2 negotiates.
@@ -241,8 +238,15 @@ pub struct Trailer {
 
 impl Trailer {
     /// The trailer for a payload of `payload_len` bytes padded to `alignment` with the
-    /// default padding.
+    /// default padding. `alignment` is taken between 1 and 256, the padding field's range.
     pub const fn for_payload(payload_len: usize, next_header: u8, alignment: usize) -> Self {
+        let alignment = if alignment == 0 {
+            1
+        } else if alignment > 256 {
+            256
+        } else {
+            alignment
+        };
         let unaligned = (payload_len + TRAILER_LEN) % alignment;
         let pad_len = if unaligned == 0 {
             0
@@ -278,7 +282,7 @@ impl Trailer {
         let (payload, padding) = body.split_at(body.len() - pad);
         if padding
             .iter()
-            .zip(1u8..)
+            .zip(1..=u8::MAX)
             .any(|(&b, expected)| b != expected)
         {
             return Err(Error::Malformed);
@@ -302,7 +306,7 @@ impl Trailer {
         if buf.len() < len {
             return Err(Error::BufferTooSmall);
         }
-        for (b, value) in buf[..usize::from(self.pad_len)].iter_mut().zip(1u8..) {
+        for (b, value) in buf[..usize::from(self.pad_len)].iter_mut().zip(1..=u8::MAX) {
             *b = value;
         }
         buf[len - 2] = self.pad_len;
@@ -336,6 +340,19 @@ mod tests {
             Trailer::parse(&[0xaa, 1, 3, 2, 47]).unwrap_err(),
             Error::Malformed
         );
+    }
+
+    #[test]
+    fn longest_padding_round_trips() {
+        // Found in review: numbering 255 padding bytes used to overflow a u8 counter.
+        let t = Trailer {
+            pad_len: 255,
+            next_header: 4,
+        };
+        let mut buf = [0u8; 257];
+        t.emit(&mut buf).unwrap();
+        assert_eq!((buf[254], buf[255], buf[256]), (255, 255, 4));
+        assert_eq!(Trailer::parse(&buf).unwrap(), (&[][..], t));
     }
 
     #[test]
@@ -374,7 +391,7 @@ mod tests {
         fn trailer_round_trip(
             payload in proptest::collection::vec(any::<u8>(), 0..64),
             next_header in any::<u8>(),
-            alignment in prop_oneof![Just(4usize), Just(16usize)],
+            alignment in prop_oneof![Just(4usize), Just(16usize), Just(256usize)],
         ) {
             let t = Trailer::for_payload(payload.len(), next_header, alignment);
             let mut plain = payload.clone();

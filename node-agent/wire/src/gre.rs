@@ -49,6 +49,10 @@ const FLAG_C: u16 = 0x8000;
 const FLAG_K: u16 = 0x2000;
 /// Sequence number present (RFC 2890 section 2).
 const FLAG_S: u16 = 0x1000;
+/// Bits 1, 4 and 5 of Reserved0 (RFC 1701's routing, strict source route and the top
+/// recursion bit): RFC 2784 section 2.3 makes a receiver discard the packet when one is set.
+/// Bits 2 and 3 are RFC 2890's K and S; bits 6-12 are ignored.
+const DISCARD_MASK: u16 = 0x4c00;
 /// The version bits; only version 0 is GRE (version 1 is PPTP's enhanced GRE).
 const VERSION_MASK: u16 = 0x0007;
 
@@ -65,7 +69,9 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Wraps a buffer and checks that the header it announces is present, that the version is
-    /// 0 and that no reserved flag or Reserved1 bit is set.
+    /// 0 and that none of the RFC 1701 bits that RFC 2784 section 2.3 makes a receiver discard
+    /// (routing, strict source route, recursion) is set. The other reserved bits and
+    /// Reserved1 are ignored on receipt and sent as zero, as that section prescribes.
     ///
     /// # Errors
     /// [`Error::Truncated`], [`Error::BadVersion`] or [`Error::Malformed`].
@@ -83,18 +89,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if self.flags() & VERSION_MASK != 0 {
             return Err(Error::BadVersion);
         }
-        if self.flags() & !(FLAG_C | FLAG_K | FLAG_S | VERSION_MASK) != 0 {
-            // RFC 2784 section 2.3: bits 1-5 (routing, strict source route, recursion of
-            // RFC 1701) and 9-12 must be zero; RFC 2890 uses bits 2 and 3.
+        if self.flags() & DISCARD_MASK != 0 {
             return Err(Error::Malformed);
         }
         if len < self.header_len() {
             return Err(Error::Truncated);
-        }
-        if self.has_checksum() && self.u32_at(field::BASE_LEN) & 0xffff != 0 {
-            // RFC 2784 section 2.6: Reserved1 is transmitted as zero; RFC 1701's offset has no
-            // meaning without its routing bit.
-            return Err(Error::Malformed);
         }
         Ok(())
     }
@@ -280,6 +279,31 @@ mod tests {
             }
         );
         assert_eq!(p.payload(), &[0xaa]);
+    }
+
+    #[test]
+    fn ignores_reserved_bits_and_sends_them_as_zero() {
+        // RFC 2784 section 2.3: bits 6-12 and Reserved1 are ignored on receipt. Found by the
+        // gre fuzz target: such a packet parses, and emits with those bits cleared.
+        let mut bytes = [0x83, 0xf8, 0x08, 0x00, 0, 0, 0x12, 0x34, 0xaa, 0xbb];
+        let sum = checksum::checksum(&bytes);
+        bytes[4..6].copy_from_slice(&sum.to_be_bytes());
+        let p = Packet::new_checked(&bytes[..]).unwrap();
+        let repr = Repr::parse(&p).unwrap();
+        assert_eq!(
+            repr,
+            Repr {
+                protocol: Protocol::Ipv4,
+                checksum: true,
+                key: None,
+                sequence: None
+            }
+        );
+        let mut out = bytes;
+        repr.emit(&mut out).unwrap();
+        assert_eq!((out[0], out[1], out[6], out[7]), (0x80, 0x00, 0, 0));
+        assert_eq!(&out[8..], &[0xaa, 0xbb]);
+        assert!(Packet::new_checked(&out[..]).unwrap().verify_checksum());
     }
 
     #[test]

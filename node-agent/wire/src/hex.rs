@@ -17,3 +17,12 @@ impl core::fmt::Display for Hex<'_> {
         Ok(())
     }
 }
+
+/// Serializes only the length of a byte string (`"<57 bytes>"`), for data that may embed a
+/// secret, such as the packet in error of an NHRP Error Indication.
+pub(crate) fn serialize_length<S: serde::Serializer>(
+    bytes: &[u8],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("<{} bytes>", bytes.len()))
+}

@@ -23,7 +23,12 @@ pub trait Element<'a>: Sized {
 /// A list of elements: `Wire` holds bytes that [`Seq::parse`] validated completely, `Items`
 /// holds elements the caller built. Both iterate the same way and compare equal when their
 /// elements do, so `Repr::parse(emit(repr)) == repr` holds whichever form `repr` used.
-#[derive(Debug, Clone, Copy)]
+///
+/// `Debug` lists the elements, never the raw bytes, so an element that redacts a secret
+/// (the NHRP authentication data) stays redacted whichever form the list has. Construct the
+/// `Wire` form only through [`Seq::parse`]: bytes that are not whole elements would emit as
+/// they are but iterate short.
+#[derive(Clone, Copy)]
 pub enum Seq<'a, T> {
     /// Validated wire bytes holding zero or more whole elements.
     Wire(&'a [u8]),
@@ -111,6 +116,12 @@ impl<'a, T: Element<'a> + Clone> Seq<'a, T> {
     }
 }
 
+impl<'a, T: Element<'a> + Clone + core::fmt::Debug> core::fmt::Debug for Seq<'a, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
 impl<'a, T: Element<'a> + Clone> Default for Seq<'a, T> {
     fn default() -> Self {
         Self::empty()
@@ -139,13 +150,22 @@ impl<'a, T: Element<'a> + Clone> IntoIterator for Seq<'a, T> {
     }
 }
 
-/// Iterator over a [`Seq`].
-#[derive(Debug, Clone)]
+/// Iterator over a [`Seq`]; its `Debug` shows only how many bytes or items are left.
+#[derive(Clone)]
 pub enum SeqIter<'a, T> {
     /// Parsing validated bytes one element at a time.
     Wire(&'a [u8]),
     /// Cloning caller-built elements.
     Items(core::slice::Iter<'a, T>),
+}
+
+impl<T> core::fmt::Debug for SeqIter<'_, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SeqIter::Wire(buf) => write!(f, "SeqIter(<{} bytes left>)", buf.len()),
+            SeqIter::Items(items) => write!(f, "SeqIter(<{} items left>)", items.len()),
+        }
+    }
 }
 
 impl<'a, T: Element<'a> + Clone> Iterator for SeqIter<'a, T> {

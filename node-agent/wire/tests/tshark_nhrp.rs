@@ -264,6 +264,7 @@ fn cases() -> Vec<Case> {
                 PROTOCOL_IPV4,
                 0,
                 Message::ErrorIndication(ErrorIndication {
+                    unused: 0,
                     code: ErrorCode::AuthenticationFailure,
                     offset: 0,
                     src_nbma: HUB_NBMA.into(),

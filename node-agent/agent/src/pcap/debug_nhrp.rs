@@ -127,7 +127,7 @@ fn source_nbma_type_lengths(message: &Message<'_>) -> (String, String) {
 
 fn addr(a: &Address<'_>) -> String {
     match a {
-        Address::Empty => "0.0.0.0".into(),
+        Address::Empty => "(none)".into(),
         Address::Ipv4(v4) => v4.to_string(),
         Address::Ipv6(v6) => v6.to_string(),
         Address::Other(bytes) => dmvpn_wire::Hex(bytes).to_string(),

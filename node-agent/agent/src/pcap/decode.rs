@@ -377,9 +377,17 @@ fn decode_nhrp(bytes: &[u8], layers: &mut Vec<Layer>, depth: usize) {
     let text =
         super::debug_nhrp::debug_nhrp(&repr, packet.packet_size(), packet.extension_offset());
     layers.push(layer("nhrp", fields(&repr), verdict(ok)).with_text(text));
-    // A traffic indication carries the start of the data packet that triggered it.
-    if let nhrp::Message::TrafficIndication(ti) = &repr.message {
-        decode_ip(ti.packet, layers, depth + 1);
+    match &repr.message {
+        // A traffic indication carries the start of the data packet that triggered it.
+        nhrp::Message::TrafficIndication(ti) => decode_ip(ti.packet, layers, depth + 1),
+        // An error indication carries the packet in error; FRR nhrpd cuts it after the
+        // mandatory part, which then does not decode on its own.
+        nhrp::Message::ErrorIndication(ei)
+            if depth < MAX_DEPTH && nhrp::Packet::new_checked(ei.packet).is_ok() =>
+        {
+            decode_nhrp(ei.packet, layers, depth + 1);
+        }
+        _ => {}
     }
 }
 

@@ -49,9 +49,6 @@ pub use vendor_id::VendorId;
 use crate::{Error, Result};
 use header::field;
 
-/// UDP port of IKE (RFC 7296 section 2).
-pub const UDP_PORT: u16 = 500;
-
 /// Serializes an IKE SPI as 16 lower-case hex digits: JSON numbers lose precision above
 /// 2^53, and tools show SPIs in hex.
 fn spi_hex<S: serde::Serializer>(spi: &u64, s: S) -> core::result::Result<S::Ok, S::Error> {

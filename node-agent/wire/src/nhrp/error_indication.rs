@@ -48,8 +48,14 @@ enum_with_unknown! {
 /// The error offset is not checked against `packet`: FRR nhrpd returns only the fixed header
 /// and mandatory part of the packet in error, so an offset that names one of its extensions
 /// (an authentication failure) points past the bytes carried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+///
+/// `Debug` and `Serialize` show only the length of the packet in error: it may carry an
+/// authentication extension, whose password must not reach logs.
+#[derive(Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ErrorIndication<'a> {
+    /// RFC 2332 marks bytes 22-23 unused; FRR nhrpd copies the flags of the packet in error
+    /// there. Kept so that a round trip is exact.
+    pub unused: u16,
     /// Why the packet was dropped.
     pub code: ErrorCode,
     /// Where in the packet in error (from its `ar$afn`) the error was found.
@@ -63,14 +69,30 @@ pub struct ErrorIndication<'a> {
     /// The source protocol address of the packet in error.
     pub dst_proto: Address<'a>,
     /// The packet in error, from its fixed header.
-    #[serde(serialize_with = "crate::hex::serialize")]
+    #[serde(serialize_with = "crate::hex::serialize_length")]
     pub packet: &'a [u8],
+}
+
+impl core::fmt::Debug for ErrorIndication<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ErrorIndication")
+            .field("unused", &self.unused)
+            .field("code", &self.code)
+            .field("offset", &self.offset)
+            .field("src_nbma", &self.src_nbma)
+            .field("src_nbma_sub", &self.src_nbma_sub)
+            .field("src_proto", &self.src_proto)
+            .field("dst_proto", &self.dst_proto)
+            .field("packet", &format_args!("<{} bytes>", self.packet.len()))
+            .finish()
+    }
 }
 
 impl<'a> ErrorIndication<'a> {
     pub(super) fn from_fields(fields: Fields<'a>, packet: &'a [u8]) -> Self {
         let [c0, c1, o0, o1] = fields.word;
         ErrorIndication {
+            unused: fields.flags,
             code: ErrorCode::from(u16::from_be_bytes([c0, c1])),
             offset: u16::from_be_bytes([o0, o1]),
             src_nbma: fields.src_nbma,
@@ -85,7 +107,7 @@ impl<'a> ErrorIndication<'a> {
         let [c0, c1] = u16::from(self.code).to_be_bytes();
         let [o0, o1] = self.offset.to_be_bytes();
         Fields {
-            flags: 0,
+            flags: self.unused,
             word: [c0, c1, o0, o1],
             src_nbma: self.src_nbma,
             src_nbma_sub: self.src_nbma_sub,

@@ -524,8 +524,9 @@ mod tests {
             },
         );
         let error = (arb_common(), any::<u16>(), arb_bytes(80)).prop_map(
-            |((code, offset, src_nbma, src_nbma_sub, src_proto, dst_proto, _), _, packet)| {
+            |((code, offset, src_nbma, src_nbma_sub, src_proto, dst_proto, _), unused, packet)| {
                 Message::ErrorIndication(ErrorIndication {
+                    unused,
                     code: ErrorCode::from(code),
                     offset: offset as u16,
                     src_nbma,
