@@ -206,3 +206,64 @@ fn corrupt_input_is_reported_not_fatal() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not-a-capture.pcap"), "{stderr}");
 }
+
+/// An IPv4 header with a correct checksum around `payload`.
+fn ipv4(protocol: u8, payload: &[u8]) -> Vec<u8> {
+    let total = (20 + payload.len()) as u16;
+    let mut p = vec![
+        0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, protocol, 0, 0, 198, 18, 0, 2, 198, 18, 0, 1,
+    ];
+    p[2..4].copy_from_slice(&total.to_be_bytes());
+    let mut sum: u32 = p
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+fn udp(port: u16, payload: &[u8]) -> Vec<u8> {
+    let mut d = Vec::new();
+    d.extend_from_slice(&port.to_be_bytes());
+    d.extend_from_slice(&port.to_be_bytes());
+    d.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    d.extend_from_slice(&[0, 0]);
+    d.extend_from_slice(payload);
+    d
+}
+
+#[test]
+fn gre_in_udp_keepalives_and_linux_cooked_captures_decode() {
+    use pcap_file::DataLink;
+    use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+
+    // The GRE + NHRP of vector 01 (after its 20-byte IPv4 header), now in UDP 4754 (RFC 8086).
+    let vector = std::fs::read(vectors().join("nhrp/01-registration-request.pcap")).unwrap();
+    let gre = &vector[24 + 16 + 20..];
+    let frames = [ipv4(17, &udp(4754, gre)), ipv4(17, &udp(4500, &[0xff]))];
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sll.pcap");
+    let header = PcapHeader {
+        datalink: DataLink::LINUX_SLL,
+        ..Default::default()
+    };
+    let mut writer =
+        PcapWriter::with_header(std::fs::File::create(&path).unwrap(), header).unwrap();
+    for frame in &frames {
+        // Linux cooked header: packet type, ARPHRD, address length, address, protocol.
+        let mut sll = vec![0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x00];
+        sll.extend_from_slice(frame);
+        let len = sll.len() as u32;
+        writer
+            .write_packet(&PcapPacket::new(std::time::Duration::ZERO, len, &sll))
+            .unwrap();
+    }
+    drop(writer);
+    let decoded = decode(path);
+    assert_eq!(protocols(&decoded[0]), ["ipv4", "udp", "gre", "nhrp"]);
+    assert_eq!(protocols(&decoded[1]), ["ipv4", "udp", "nat-keepalive"]);
+    assert_all_exact(&decoded);
+}
