@@ -39,16 +39,19 @@ pub struct EncryptedFragment<'a> {
 }
 
 impl<'a> EncryptedFragment<'a> {
-    /// Whether 1 <= fragment number <= total fragments (RFC 7383 section 2.5).
+    /// Whether 1 <= fragment number <= total fragments, and the Next Payload field is zero
+    /// in every fragment but the first (RFC 7383 section 2.5).
     fn numbers_valid(&self) -> bool {
-        self.fragment_number >= 1 && self.fragment_number <= self.total_fragments
+        self.fragment_number >= 1
+            && self.fragment_number <= self.total_fragments
+            && (self.fragment_number == 1 || self.first_inner == PayloadType::None)
     }
 
     /// Parses the body of an SKF payload whose Next Payload field is `first_inner`.
     ///
     /// # Errors
     /// [`Error::Truncated`] without the numbers, [`Error::Malformed`] when the fragment
-    /// number is 0 or above the total.
+    /// number is 0 or above the total, or a fragment after the first names an inner payload.
     pub(super) fn parse(first_inner: PayloadType, body: &'a [u8]) -> Result<Self> {
         let mut r = Reader::new(body);
         let fragment_number = r.u16()?;

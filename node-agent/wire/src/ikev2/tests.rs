@@ -342,6 +342,13 @@ fn emit_refuses_what_does_not_fit() {
             total_fragments: 1,
             data: &[],
         }),
+        // RFC 7383 section 2.5: a fragment after the first must not name an inner payload.
+        PayloadBody::EncryptedFragment(EncryptedFragment {
+            first_inner: PayloadType::IdI,
+            fragment_number: 2,
+            total_fragments: 2,
+            data: &[],
+        }),
         PayloadBody::VendorId(VendorId(&[0; 65532])),
     ];
     for body in cases {
@@ -582,7 +589,8 @@ fn encrypted_payload() -> impl Strategy<Value = Payload<'static>> {
     let skf = (any::<u8>(), 1..=u16::MAX, bytes(48)).prop_flat_map(|(t, total, data)| {
         (1..=total).prop_map(move |n| {
             PayloadBody::EncryptedFragment(EncryptedFragment {
-                first_inner: t.into(),
+                // RFC 7383 section 2.5: only the first fragment names the inner payload.
+                first_inner: if n == 1 { t.into() } else { PayloadType::None },
                 fragment_number: n,
                 total_fragments: total,
                 data,
