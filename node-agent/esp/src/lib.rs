@@ -45,6 +45,9 @@ pub mod replay;
 pub mod sa;
 pub mod sad;
 
+#[cfg(test)]
+mod known_answer;
+
 pub use algorithm::{Algorithm, ConfigError, KeyMaterial, Proposal, SequenceNumbers};
 pub use counters::{InboundCounters, OutboundCounters, SadCounters};
 pub use lifetime::{LifetimeConfig, LifetimeEvent, Limits};

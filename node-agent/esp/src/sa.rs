@@ -347,7 +347,7 @@ pub struct InboundSa {
     spi: u32,
     cipher: Cipher,
     sequence_numbers: SequenceNumbers,
-    window: ReplayWindow,
+    pub(crate) window: ReplayWindow,
     lifetime: Lifetime,
     counters: InboundCounters,
 }
