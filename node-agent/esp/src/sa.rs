@@ -531,6 +531,38 @@ mod tests {
     }
 
     #[test]
+    fn esn_crosses_2_pow_32() {
+        let (mut out, mut inb, now) = pair(SequenceNumbers::Extended, Algorithm::ChaCha20Poly1305);
+        let start = (1u64 << 32) - 3;
+        out.next = Some(start);
+        inb.window.commit(start - 1);
+        let packets: Vec<Vec<u8>> = (0..6)
+            .map(|_| {
+                let mut b = std::vec![0u8; 64];
+                let n = out.seal(now, &mut b, 4, NEXT_HEADER_GRE).unwrap();
+                b.truncate(n);
+                b
+            })
+            .collect();
+        // Only the low half travels: 0xfffffffd, 0xfffffffe, 0xffffffff, 0, 1, 2.
+        assert_eq!(packets[3][4..8], [0, 0, 0, 0]);
+        // Delivered out of order across the boundary, each gets its full number back.
+        for i in [0usize, 3, 1, 2, 5, 4] {
+            let mut p = packets[i].clone();
+            let opened = inb.open(now, &mut p).unwrap();
+            assert_eq!(opened.sequence, start + i as u64, "packet {i}");
+        }
+        for i in [1usize, 4] {
+            let mut p = packets[i].clone();
+            assert_eq!(
+                inb.open(now, &mut p),
+                Err(OpenError::Replay(ReplayError::Duplicate))
+            );
+        }
+        assert_eq!(inb.window().top(), start + 5);
+    }
+
+    #[test]
     fn reserved_spi_refused() {
         let key = KeyMaterial::new(Algorithm::AesGcm16_128, &[1; 20]).unwrap();
         let config = SaConfig {
