@@ -31,6 +31,18 @@ fn pair(alg: Algorithm, now: Instant) -> (OutboundSa, InboundSa) {
     )
 }
 
+fn nonce(counter: u64) -> aead::Nonce {
+    let mut n = [0u8; 12];
+    n[4..].copy_from_slice(&counter.to_be_bytes());
+    aead::Nonce::assume_unique_for_key(n)
+}
+
+fn aad(counter: u64) -> [u8; 8] {
+    let mut a = [0u8; 8];
+    a[4..].copy_from_slice(&(counter as u32).to_be_bytes());
+    a
+}
+
 fn bench(c: &mut Criterion) {
     let now = Instant::now();
     for alg in ALGORITHMS {
@@ -87,18 +99,51 @@ fn bench(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new("ring_seal", size), |b| {
                 b.iter(|| {
                     counter += 1;
-                    let mut n = [0u8; 12];
-                    n[4..].copy_from_slice(&counter.to_be_bytes());
-                    let mut aad = [0u8; 8];
-                    aad[4..].copy_from_slice(&(counter as u32).to_be_bytes());
                     black_box(
                         key.seal_in_place_separate_tag(
-                            aead::Nonce::assume_unique_for_key(n),
-                            aead::Aad::from(aad),
+                            nonce(counter),
+                            aead::Aad::from(aad(counter)),
                             black_box(&mut plain),
                         )
                         .unwrap(),
                     )
+                })
+            });
+
+            // ring alone opening the same lengths, sealed in batches outside the timing.
+            let mut sealed = vec![vec![0u8; len - PAYLOAD_OFFSET]; BATCH];
+            let mut counter = 0u64;
+            group.bench_function(BenchmarkId::new("ring_open", size), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    let mut left = iters;
+                    while left > 0 {
+                        let n = left.min(BATCH as u64) as usize;
+                        let first = counter;
+                        for p in &mut sealed[..n] {
+                            counter += 1;
+                            let (plain, icv) = p.split_at_mut(len - PAYLOAD_OFFSET - 16);
+                            let tag = key
+                                .seal_in_place_separate_tag(
+                                    nonce(counter),
+                                    aead::Aad::from(aad(counter)),
+                                    plain,
+                                )
+                                .unwrap();
+                            icv.copy_from_slice(tag.as_ref());
+                        }
+                        let start = Instant::now();
+                        for (i, p) in sealed[..n].iter_mut().enumerate() {
+                            let c = first + i as u64 + 1;
+                            black_box(
+                                key.open_in_place(nonce(c), aead::Aad::from(aad(c)), black_box(p))
+                                    .unwrap(),
+                            );
+                        }
+                        total += start.elapsed();
+                        left -= n as u64;
+                    }
+                    total
                 })
             });
         }

@@ -427,6 +427,7 @@ impl AsRef<[u8]> for Aad {
 impl Aad {
     /// The AAD of RFC 4106 section 5 (RFC 7634 section 2.1 is the same): the full 64-bit
     /// sequence number goes in only with ESN, high half first.
+    #[inline]
     pub(crate) fn new(spi: u32, sequence: u64, esn: SequenceNumbers) -> Self {
         let mut bytes = [0; 12];
         bytes[..4].copy_from_slice(&spi.to_be_bytes());
@@ -473,6 +474,7 @@ impl Cipher {
     }
 
     /// The nonce: salt || explicit IV (RFC 4106 section 4).
+    #[inline]
     fn nonce(&self, iv: [u8; IV_LEN]) -> aead::Nonce {
         let mut n = [0; aead::NONCE_LEN];
         n[..SALT_LEN].copy_from_slice(&self.salt.0);
@@ -481,13 +483,19 @@ impl Cipher {
     }
 
     /// Encrypts `in_out` in place and returns the ICV.
-    pub(crate) fn seal(&self, iv: [u8; IV_LEN], aad: &Aad, in_out: &mut [u8]) -> Option<aead::Tag> {
+    #[inline]
+    pub(crate) fn seal(
+        &self,
+        iv: [u8; IV_LEN],
+        aad: &Aad,
+        in_out: &mut [u8],
+    ) -> Result<aead::Tag, ring::error::Unspecified> {
         self.key
             .seal_in_place_separate_tag(self.nonce(iv), aead::Aad::from(aad.as_ref()), in_out)
-            .ok()
     }
 
     /// Verifies and decrypts `ciphertext || icv` in place; `None` when the ICV does not verify.
+    #[inline]
     pub(crate) fn open<'a>(
         &self,
         iv: [u8; IV_LEN],

@@ -92,6 +92,7 @@ impl Lifetime {
         self.packets
     }
 
+    #[inline]
     fn update(&mut self, now: Instant) {
         if self.soft == Stage::Running
             && (over(&self.config.soft, self.bytes, self.packets)
@@ -108,6 +109,7 @@ impl Lifetime {
     }
 
     /// Whether a hard limit is reached at `now`: the SA must refuse the packet.
+    #[inline]
     pub fn is_expired(&mut self, now: Instant) -> bool {
         if self.hard == Stage::Running && self.hard_deadline.is_some_and(|d| now >= d) {
             self.hard = Stage::Reached;
@@ -116,6 +118,7 @@ impl Lifetime {
     }
 
     /// Accounts one packet of `bytes` payload bytes carried at `now`.
+    #[inline]
     pub fn record(&mut self, now: Instant, bytes: usize) {
         self.packets = self.packets.saturating_add(1);
         self.bytes = self.bytes.saturating_add(bytes as u64);
