@@ -99,6 +99,8 @@ impl InboundCounters {
 pub struct SadCounters {
     /// `#pkts invalid sa (rcv)`: inbound packets whose SPI names no installed SA.
     pub invalid_sa_rcv: u64,
+    /// `#pkts invalid len (rcv)` before any SA: shorter than the ESP header, or SPI 0.
+    pub invalid_len_rcv: u64,
     /// `#pkts no sa (send)`: seals asked of an SPI that names no installed SA.
     pub no_sa_send: u64,
 }

@@ -569,6 +569,23 @@ mod tests {
     }
 
     #[test]
+    fn debug_hides_keys() {
+        let now = Instant::now();
+        let key = KeyMaterial::new(Algorithm::AesGcm16_256, &[0xa7; 36]).unwrap();
+        let config = SaConfig {
+            spi: 0x1234,
+            sequence_numbers: SequenceNumbers::Short,
+            lifetime: LifetimeConfig::default(),
+        };
+        let out = std::format!("{:?}", OutboundSa::new(config, &key, now).unwrap());
+        let inb = std::format!("{:?}", InboundSa::new(config, &key, now).unwrap());
+        for dbg in [out, inb] {
+            assert!(dbg.contains("<redacted>"), "{dbg}");
+            assert!(!dbg.contains("a7") && !dbg.contains("167"), "{dbg}");
+        }
+    }
+
+    #[test]
     fn reserved_spi_refused() {
         let key = KeyMaterial::new(Algorithm::AesGcm16_128, &[1; 20]).unwrap();
         let config = SaConfig {

@@ -190,14 +190,15 @@ impl Sad {
     /// names (RFC 4303 section 3.4.2).
     ///
     /// # Errors
-    /// [`OpenError::UnknownSpi`] (counted here), or the SA's [`InboundSa::open`] error
+    /// [`OpenError::UnknownSpi`] and, for a packet shorter than the ESP header or with SPI 0,
+    /// [`OpenError::Truncated`] (both counted here), or the SA's [`InboundSa::open`] error
     /// (counted by the SA).
     pub fn open(&mut self, now: Instant, packet: &mut [u8]) -> Result<Opened, OpenError> {
         let spi = match esp::Packet::new_checked(&*packet) {
             Ok(p) => p.spi(),
             Err(_) => {
-                self.counters.invalid_sa_rcv += 1;
-                return Err(OpenError::UnknownSpi);
+                self.counters.invalid_len_rcv += 1;
+                return Err(OpenError::Truncated);
             }
         };
         let Some(entry) = self.inbound.get_mut(&spi) else {

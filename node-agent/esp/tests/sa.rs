@@ -433,6 +433,11 @@ fn sad_make_before_break() {
     let mut p = seal(&mut new_tx, t10);
     assert_eq!(sad.open(t10, &mut p).unwrap().sequence, 2);
     assert_eq!(sad.poll_timeout(), None);
+    // Shorter than an ESP header, or SPI 0: no SA is even looked up.
+    assert_eq!(sad.open(t10, &mut [1, 2, 3]), Err(OpenError::Truncated));
+    assert_eq!(sad.open(t10, &mut [0; 40]), Err(OpenError::Truncated));
+    assert_eq!(sad.counters().invalid_len_rcv, 2);
+    assert_eq!(sad.counters().invalid_sa_rcv, 1);
 }
 
 #[test]
