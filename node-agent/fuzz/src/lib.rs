@@ -7,5 +7,6 @@
 //! node-agent/fuzz/corpus/nhrp node-agent/fuzz/seeds/nhrp -- -max_total_time=60`
 
 pub mod dataplane;
+pub mod esp_sa;
 pub mod ikev2;
 pub mod nhrp;

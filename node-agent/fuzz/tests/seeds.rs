@@ -45,3 +45,8 @@ fn udp_encap_seeds() {
 fn ip_seeds() {
     replay("ip", dmvpn_fuzz::dataplane::ip);
 }
+
+#[test]
+fn esp_sa_seeds() {
+    replay("esp_sa", dmvpn_fuzz::esp_sa::check);
+}
