@@ -130,10 +130,12 @@ impl fmt::Display for Algorithm {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// An algorithm RFC 8221 or RFC 8247 forbids or deprecates; the message names what to use.
-    #[error("`{token}` is forbidden (RFC 8221/8247): use `{replacement}`")]
+    #[error("`{token}` is refused ({reason}): use `{replacement}`")]
     Forbidden {
         /// The keyword as written.
         token: String,
+        /// The requirement level and where it is written.
+        reason: &'static str,
         /// The modern keyword to write instead.
         replacement: &'static str,
     },
@@ -172,36 +174,47 @@ pub enum ConfigError {
     },
 }
 
-/// Keywords refused with the keyword to use instead: encryption RFC 8221 section 5 marks MUST
-/// NOT or SHOULD NOT, integrity that has no place beside an AEAD and is weak anyway (section 6),
-/// and Diffie-Hellman groups RFC 8247 section 2.4 marks MUST NOT or SHOULD NOT.
-const FORBIDDEN: &[(&str, &str)] = &[
-    ("des", "aes256gcm16"),
-    ("3des", "aes256gcm16"),
-    ("des3", "aes256gcm16"),
-    ("cast128", "aes256gcm16"),
-    ("blowfish", "aes256gcm16"),
-    ("idea", "aes256gcm16"),
-    ("rc5", "aes256gcm16"),
-    ("null", "aes256gcm16"),
-    ("aes128gcm8", "aes128gcm16"),
-    ("aes192gcm8", "aes256gcm16"),
-    ("aes256gcm8", "aes256gcm16"),
-    ("aes128gcm64", "aes128gcm16"),
-    ("aes256gcm64", "aes256gcm16"),
-    ("md5", "aes256gcm16 (an AEAD: no separate integrity)"),
-    ("md5_128", "aes256gcm16 (an AEAD: no separate integrity)"),
-    ("sha1", "aes256gcm16 (an AEAD: no separate integrity)"),
-    ("sha", "aes256gcm16 (an AEAD: no separate integrity)"),
-    ("sha1_160", "aes256gcm16 (an AEAD: no separate integrity)"),
-    ("modp768", "x25519"),
-    ("modp1024", "x25519"),
-    ("modp1024s160", "x25519"),
-    ("modp1536", "x25519"),
-    ("modp2048s224", "x25519"),
-    ("modp2048s256", "x25519"),
-    ("ecp192", "x25519"),
-    ("ecp224", "x25519"),
+/// Keywords refused at configuration time, each with the reason and the keyword to use
+/// instead: encryption RFC 8221 section 5 marks MUST NOT or SHOULD NOT, integrity RFC 8221
+/// section 6 marks MUST NOT or MUST- (and which an AEAD does not need), and Diffie-Hellman groups
+/// RFC 8247 section 2.4 marks MUST NOT or SHOULD NOT.
+const FORBIDDEN: &[(&str, &str, &str)] = &[
+    ("des", "MUST NOT, RFC 8221 section 5", "aes256gcm16"),
+    ("des64", "MUST NOT, RFC 8221 section 5", "aes256gcm16"),
+    ("3des", "SHOULD NOT, RFC 8221 section 5", "aes256gcm16"),
+    ("blowfish", "MUST NOT, RFC 8221 section 5", "aes256gcm16"),
+    ("3idea", "MUST NOT, RFC 8221 section 5", "aes256gcm16"),
+    (
+        "md5",
+        "MUST NOT, RFC 8221 section 6",
+        "aes256gcm16 (an AEAD, no separate integrity)",
+    ),
+    (
+        "md5_128",
+        "MUST NOT, RFC 8221 section 6",
+        "aes256gcm16 (an AEAD, no separate integrity)",
+    ),
+    (
+        "sha1",
+        "MUST-, on its way out, RFC 8221 section 6",
+        "aes256gcm16 (an AEAD, no separate integrity)",
+    ),
+    (
+        "sha",
+        "MUST-, on its way out, RFC 8221 section 6",
+        "aes256gcm16 (an AEAD, no separate integrity)",
+    ),
+    (
+        "sha1_160",
+        "MUST-, on its way out, RFC 8221 section 6",
+        "aes256gcm16 (an AEAD, no separate integrity)",
+    ),
+    ("modp768", "MUST NOT, RFC 8247 section 2.4", "x25519"),
+    ("modp1024", "SHOULD NOT, RFC 8247 section 2.4", "x25519"),
+    ("modp1024s160", "SHOULD NOT, RFC 8247 section 2.4", "x25519"),
+    ("modp1536", "SHOULD NOT, RFC 8247 section 2.4", "x25519"),
+    ("modp2048s224", "SHOULD NOT, RFC 8247 section 2.4", "x25519"),
+    ("modp2048s256", "SHOULD NOT, RFC 8247 section 2.4", "x25519"),
 ];
 
 /// Integrity keywords that are not forbidden in themselves but make no sense with an AEAD.
@@ -232,9 +245,10 @@ const DH_GROUPS: &[&str] = &[
 fn forbidden(token: &str) -> Option<ConfigError> {
     FORBIDDEN
         .iter()
-        .find(|(name, _)| *name == token)
-        .map(|&(_, replacement)| ConfigError::Forbidden {
+        .find(|(name, _, _)| *name == token)
+        .map(|&(_, reason, replacement)| ConfigError::Forbidden {
             token: token.to_owned(),
+            reason,
             replacement,
         })
 }
@@ -541,10 +555,17 @@ mod tests {
             e,
             ConfigError::Forbidden {
                 token: "3des".into(),
+                reason: "SHOULD NOT, RFC 8221 section 5",
                 replacement: "aes256gcm16"
             }
         );
-        assert!(e.to_string().contains("aes256gcm16"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "`3des` is refused (SHOULD NOT, RFC 8221 section 5): use `aes256gcm16`"
+        );
+        // The seed's proposal: the first refused keyword is named.
+        let e = Proposal::parse("3des-md5-modp1024").unwrap_err();
+        assert!(e.to_string().starts_with("`3des` is refused"), "{e}");
         let e = Proposal::parse("aes256gcm16-md5").unwrap_err();
         assert!(matches!(e, ConfigError::Forbidden { .. }), "{e}");
         let e = Proposal::parse("aes128-sha1-modp1024").unwrap_err();
