@@ -447,7 +447,7 @@ fn hostile_input_never_panics() {
                     bytes[at] = rng.next_u64() as u8;
                 }
                 // Fix the checksum half of the time so the mutation reaches the engine.
-                if rng.next_u64() % 2 == 0
+                if rng.next_u64().is_multiple_of(2)
                     && let Ok(mut p) = dmvpn_wire::nhrp::Packet::new_checked(&mut bytes[..])
                 {
                     p.fill_checksum();
