@@ -383,9 +383,11 @@ impl Engine {
     }
 
     /// Sends an Error Indication (RFC 2332 section 5.2.7) about the packet `bytes` back to
-    /// `to`, shaped as FRR nhrpd's: hop count 0, the flags of the packet in error in the
-    /// unused word, its fixed header and mandatory part (never its extensions, which hold
-    /// the password) as the contents, no extensions.
+    /// `to`: hop count 0 and the flags of the packet in error in the unused word as FRR
+    /// nhrpd sends it, no extensions, and the whole packet in error as the contents, as the
+    /// RFC says and as ../shared/vectors/nhrp/07 has it. (nhrpd carries only the fixed header
+    /// and addresses, whose `ar$pktsz` then runs past the contents: Wireshark calls that
+    /// malformed.) The contents go back only to their own sender.
     fn send_error_indication(
         &mut self,
         to: IpAddr,
@@ -396,8 +398,7 @@ impl Engine {
         let packet = Packet::new_unchecked(bytes);
         let size = usize::from(packet.packet_size());
         let extoff = usize::from(packet.extension_offset());
-        let end = if extoff == 0 { size } else { extoff };
-        let contents = bytes.get(..end).unwrap_or(bytes);
+        let contents = bytes.get(..size).unwrap_or(bytes);
         let flags = bytes
             .get(22..24)
             .map_or(0, |f| u16::from_be_bytes([f[0], f[1]]));
