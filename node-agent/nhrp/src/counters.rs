@@ -45,6 +45,8 @@ pub struct Counters {
     pub registrations_refused: u64,
     /// Cache insertions refused because the cache was full.
     pub cache_full: u64,
+    /// Traffic Indications not sent because of the per-pair rate limit.
+    pub redirects_suppressed: u64,
 }
 
 impl Counters {

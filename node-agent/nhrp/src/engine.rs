@@ -2,7 +2,7 @@
 
 use core::fmt;
 use core::net::IpAddr;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
 use dmvpn_wire::nhrp::{
@@ -17,6 +17,7 @@ use crate::counters::Counters;
 use crate::error::DropReason;
 use crate::prefix::Prefix;
 use crate::registration::NhsState;
+use crate::resolution::PendingResolution;
 use crate::timer::{Timer, TimerTable};
 
 /// `ar$hopcnt` of an Error Indication, as FRR nhrpd sends it.
@@ -112,6 +113,13 @@ pub enum Event {
         /// Why.
         reason: DropReason,
     },
+    /// A resolution ended without a shortcut (RFC 2332 section 5.2.2).
+    ResolutionFailed {
+        /// The address that was being resolved.
+        target: IpAddr,
+        /// The code of the reply, or `None` when no reply came.
+        code: Option<CieCode>,
+    },
     /// An Error Indication arrived (RFC 2332 section 5.2.7).
     ErrorIndicationReceived {
         /// Its outer source address.
@@ -160,6 +168,10 @@ pub struct Engine {
     events: VecDeque<Event>,
     pub(crate) rng: Box<dyn Random + Send>,
     pub(crate) next_request_id: u32,
+    /// Resolutions in flight, by request ID.
+    pub(crate) resolutions: BTreeMap<u32, PendingResolution>,
+    /// When the last Traffic Indication went out per (source, destination) pair.
+    pub(crate) redirects: BTreeMap<(IpAddr, IpAddr), Instant>,
 }
 
 impl fmt::Debug for Engine {
@@ -239,6 +251,8 @@ impl Engine {
             events: VecDeque::new(),
             rng,
             next_request_id,
+            resolutions: BTreeMap::new(),
+            redirects: BTreeMap::new(),
         })
     }
 
@@ -297,6 +311,7 @@ impl Engine {
         for timer in self.timers.take_expired(now) {
             match timer {
                 Timer::Registration(i) => self.registration_timer(now, i),
+                Timer::Resolution => self.resolution_timer(now),
                 Timer::CacheExpiry => {
                     for (prefix, entry) in self.cache.expire(now) {
                         self.event(Event::CacheRemoved {
@@ -347,6 +362,9 @@ impl Engine {
                 self.serve_registration(now, from, &repr, &reg)
             }
             Message::RegistrationReply(reg) => self.registration_reply(now, from, &repr, &reg),
+            Message::ResolutionRequest(req) => self.serve_resolution(now, from, &repr, &req),
+            Message::ResolutionReply(reply) => self.resolution_reply(now, &repr, &reply),
+            Message::TrafficIndication(ind) => self.traffic_indication(now, from, &ind),
             _ => Err(DropReason::UnexpectedMessage),
         }
     }

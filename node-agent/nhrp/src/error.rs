@@ -28,11 +28,14 @@ pub enum DropReason {
     UnknownNhs,
     /// A request without any CIE, or a reply with fewer CIEs than its request had.
     MissingCie,
+    /// A resolution reply naming a shortcut we refuse: one covering the tunnel subnet,
+    /// replacing a local or static entry, or pointing at ourselves.
+    InvalidShortcut,
 }
 
 impl DropReason {
     /// Every reason, in label order.
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::Malformed,
         DropReason::WrongAddressFamily,
         DropReason::AuthenticationMissing,
@@ -43,6 +46,7 @@ impl DropReason {
         DropReason::UnknownRequestId,
         DropReason::UnknownNhs,
         DropReason::MissingCie,
+        DropReason::InvalidShortcut,
     ];
 
     /// The metric label.
@@ -58,6 +62,7 @@ impl DropReason {
             DropReason::UnknownRequestId => "unknown_request_id",
             DropReason::UnknownNhs => "unknown_nhs",
             DropReason::MissingCie => "missing_cie",
+            DropReason::InvalidShortcut => "invalid_shortcut",
         }
     }
 

@@ -17,9 +17,12 @@
 //! # This milestone
 //! Registration both ways (spoke: register, refresh, retransmit with backoff, NHS up/down,
 //! NAT discovery; hub: authenticate, register with anti-hijack uniqueness, NAT extension,
-//! expiry, multicast replication set), authentication, cache, counters and show snapshots.
-//! Resolution, traffic indication, purge and forwarding are not handled yet: such packets
-//! are dropped and counted as [`DropReason::UnexpectedMessage`].
+//! expiry, multicast replication set), authentication, cache, counters and show snapshots;
+//! phase 3 shortcuts: the hub's rate-limited Traffic Indication, the spoke's resolution of
+//! the destination and the answer from the cache (the hub's registrations, each router's
+//! own prefixes), installed as a subnet shortcut that expires at its holding time.
+//! Purge, forwarding of resolution requests between NHSs and shortcut refresh on use are
+//! not handled yet: purges are dropped and counted as [`DropReason::UnexpectedMessage`].
 
 pub mod auth;
 pub mod cache;
@@ -29,8 +32,10 @@ mod engine;
 pub mod error;
 pub mod prefix;
 pub mod registration;
+pub mod resolution;
 pub mod show;
 mod timer;
+pub mod traffic_indication;
 
 pub use cache::{Cache, CacheFull, Entry, EntryType};
 pub use config::{Config, ConfigError, NhsConfig, Password, Role};

@@ -437,7 +437,7 @@ struct Peer {
     unique: bool,
 }
 
-fn family(nbma: IpAddr) -> AddressFamily {
+pub(crate) fn family(nbma: IpAddr) -> AddressFamily {
     if nbma.is_ipv4() {
         AddressFamily::Ipv4
     } else {
@@ -445,7 +445,7 @@ fn family(nbma: IpAddr) -> AddressFamily {
     }
 }
 
-fn protocol(tunnel: IpAddr) -> u16 {
+pub(crate) fn protocol(tunnel: IpAddr) -> u16 {
     if tunnel.is_ipv4() {
         PROTOCOL_IPV4
     } else {

@@ -149,8 +149,24 @@ impl Engine {
         }
     }
 
-    /// `show ip nhrp [detail]` at `now`.
+    /// `show ip nhrp [detail]` at `now`: the cache, then the resolutions in flight as
+    /// incomplete host entries (via the target, NBMA = the NHS asked).
     pub fn show_nhrp(&self, now: Instant) -> Vec<NhrpEntry> {
+        let incomplete = self.resolutions.values().filter_map(|r| {
+            let nhs = self.nhs.get(r.nhs)?;
+            Some(NhrpEntry {
+                prefix: Prefix::host(r.target),
+                via: r.target,
+                nbma: nhs.config.nbma,
+                claimed_nbma: nhs.config.nbma,
+                kind: EntryType::Incomplete,
+                age: now.saturating_duration_since(r.started),
+                expires_in: Some(r.deadline.saturating_duration_since(now)),
+                holdtime: 0,
+                unique: false,
+                nat: false,
+            })
+        });
         self.cache
             .iter()
             .map(|(p, e)| NhrpEntry {
@@ -165,6 +181,7 @@ impl Engine {
                 unique: e.unique,
                 nat: e.nat(),
             })
+            .chain(incomplete)
             .collect()
     }
 

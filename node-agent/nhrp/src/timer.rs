@@ -12,6 +12,9 @@ pub(crate) enum Timer {
     Registration(usize),
     /// The earliest cache entry expiry (RFC 2332 section 5.2.3 holding time).
     CacheExpiry,
+    /// The earliest retransmission or give-up of a resolution request (RFC 2332
+    /// section 5.2.1).
+    Resolution,
 }
 
 /// The deadline of every [`Timer`]; `None` = stopped.
@@ -19,6 +22,7 @@ pub(crate) enum Timer {
 pub(crate) struct TimerTable {
     registration: Vec<Option<Instant>>,
     cache_expiry: Option<Instant>,
+    resolution: Option<Instant>,
 }
 
 impl TimerTable {
@@ -27,6 +31,7 @@ impl TimerTable {
         TimerTable {
             registration: vec![None; nhs],
             cache_expiry: None,
+            resolution: None,
         }
     }
 
@@ -34,6 +39,7 @@ impl TimerTable {
         match timer {
             Timer::Registration(i) => self.registration.get_mut(i),
             Timer::CacheExpiry => Some(&mut self.cache_expiry),
+            Timer::Resolution => Some(&mut self.resolution),
         }
     }
 
@@ -48,7 +54,7 @@ impl TimerTable {
     pub(crate) fn next(&self) -> Option<Instant> {
         self.registration
             .iter()
-            .chain(core::iter::once(&self.cache_expiry))
+            .chain([&self.cache_expiry, &self.resolution])
             .flatten()
             .min()
             .copied()
@@ -66,6 +72,10 @@ impl TimerTable {
         if self.cache_expiry.is_some_and(|at| at <= now) {
             self.cache_expiry = None;
             due.push(Timer::CacheExpiry);
+        }
+        if self.resolution.is_some_and(|at| at <= now) {
+            self.resolution = None;
+            due.push(Timer::Resolution);
         }
         due
     }

@@ -1,6 +1,6 @@
 //! Every packet the engines emit in the seed scenario (with authentication, a NATed spoke,
-//! a spoke with a wrong password and a hijack attempt, over three simulated hours with 10%
-//! loss) round-trips through dmvpn-wire byte for byte, has the shape FRR nhrpd gives it
+//! a spoke with a wrong password, a hijack attempt, redirects, resolutions and shortcuts,
+//! over three simulated hours with 10% loss) round-trips through dmvpn-wire byte for byte, has the shape FRR nhrpd gives it
 //! (../shared/research/anchors.md section 2.3), and passes tshark clean.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -46,6 +46,26 @@ fn scenario() -> Vec<(IpAddr, IpAddr, Vec<u8>)> {
         seed::spoke_config(2, thief, Some(PASSWORD)),
         thief.into(),
     );
+    sim.run_for(Duration::from_secs(60), check_holdtimes);
+    // Phase 3 both ways, and a resolution nobody can answer.
+    for _ in 0..5 {
+        sim.command(0, |hub, now| {
+            hub.traffic_to(
+                now,
+                "192.168.2.10".parse().unwrap(),
+                "192.168.3.5".parse().unwrap(),
+            );
+            hub.traffic_to(
+                now,
+                "192.168.3.5".parse().unwrap(),
+                "192.168.2.10".parse().unwrap(),
+            );
+        });
+        sim.command(1, |spoke, now| {
+            spoke.resolve(now, "10.1.1.99".parse().unwrap())
+        });
+        sim.run_for(Duration::from_secs(20), check_holdtimes);
+    }
     sim.run_for(Duration::from_secs(3 * 3600), check_holdtimes);
     sim.captured.take().unwrap()
 }
@@ -155,6 +175,43 @@ fn emitted_packets_round_trip_look_like_nhrpd_and_pass_tshark() {
                 let off = usize::from(ind.offset);
                 assert!(off > 72, "offset {off} names the authentication extension");
             }
+            Message::TrafficIndication(ti) => {
+                assert_eq!(repr.hop_count, 1);
+                assert_eq!(exts, [0x8007, 0x8000]);
+                assert_eq!(ti.src_proto, Address::Ipv4(seed::HUB));
+                assert_eq!(ti.packet.len(), 20);
+            }
+            Message::ResolutionRequest(req) => {
+                assert_eq!(repr.hop_count, 64);
+                assert_eq!(req.flags.0, 0xc802);
+                assert_eq!(exts, [0x8004, 0x8005, 0x8003, 0x0009, 0x8007, 0x8000]);
+                let cie = req.cies.first().unwrap();
+                assert_eq!((cie.prefix_len, cie.proto), (0xff, Address::Empty));
+                let nat = repr
+                    .find_extension(dmvpn_wire::nhrp::ExtensionType::NatAddress)
+                    .unwrap()
+                    .cies()
+                    .unwrap();
+                // Empty unless the requester is NATed, then its post-NAT address.
+                if req.src_nbma.address == Address::Ipv4(NATED) {
+                    let own = nat.first().unwrap();
+                    assert_eq!(own.nbma.address, Address::Ipv4(seed::spoke_nbma(3)));
+                } else {
+                    assert!(nat.is_empty());
+                }
+            }
+            Message::ResolutionReply(reply) => {
+                assert_eq!(repr.hop_count, 64);
+                assert_eq!(reply.flags.0, 0xe800);
+                assert_eq!(exts, [0x8004, 0x8005, 0x8003, 0x0009, 0x8007, 0x8000]);
+                let cie = reply.cies.first().unwrap();
+                if reply.dst_proto == Address::Ipv4(Ipv4Addr::new(10, 1, 1, 99)) {
+                    assert_eq!(cie.code, CieCode::NoBindingExists);
+                } else {
+                    assert_eq!(cie.code, CieCode::Success);
+                    assert_eq!(cie.prefix_len, 24);
+                }
+            }
             ref other => panic!("unexpected {other:?}"),
         }
         if let Some(ExtensionBody::Authentication { data, .. }) = repr
@@ -168,6 +225,9 @@ fn emitted_packets_round_trip_look_like_nhrpd_and_pass_tshark() {
     assert!(count(Operation::RegistrationRequest) > 20, "{per_type:?}");
     assert!(count(Operation::RegistrationReply) > 10, "{per_type:?}");
     assert!(count(Operation::ErrorIndication) > 5, "{per_type:?}");
+    assert!(count(Operation::TrafficIndication) >= 2, "{per_type:?}");
+    assert!(count(Operation::ResolutionRequest) >= 3, "{per_type:?}");
+    assert!(count(Operation::ResolutionReply) >= 3, "{per_type:?}");
 
     if !common::tshark_available() {
         return;

@@ -179,6 +179,13 @@ impl Sim {
         self.after(i);
     }
 
+    /// Runs a command on node `i`'s engine at the current time (`traffic_to`, `resolve`),
+    /// then drains its output.
+    pub fn command(&mut self, i: usize, f: impl FnOnce(&mut Engine, Instant)) {
+        f(&mut self.nodes[i].engine, self.now);
+        self.after(i);
+    }
+
     /// Stops node `i`: it receives nothing and sends nothing from now on.
     pub fn stop(&mut self, i: usize) {
         self.nodes[i].running = false;
