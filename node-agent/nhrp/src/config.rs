@@ -120,6 +120,9 @@ pub enum ConfigError {
     /// An advertised prefix of another family than the tunnel address.
     #[error("advertised prefix {0} is not of the tunnel address family")]
     PrefixFamily(Prefix),
+    /// An advertised prefix that overlaps the tunnel subnet.
+    #[error("advertised prefix {0} overlaps the tunnel subnet")]
+    PrefixInTunnelSubnet(Prefix),
     /// The cache limit is zero.
     #[error("the cache limit must be at least 1")]
     ZeroCacheLimit,
@@ -186,6 +189,13 @@ impl Config {
         {
             return Err(ConfigError::PrefixFamily(*p));
         }
+        if let Some(p) = self
+            .advertised_prefixes
+            .iter()
+            .find(|p| p.contains(subnet.addr()) || subnet.contains(p.addr()))
+        {
+            return Err(ConfigError::PrefixInTunnelSubnet(*p));
+        }
         Ok(())
     }
 }
@@ -235,6 +245,13 @@ mod tests {
         ));
         c.nhs[0].tunnel = "10.1.1.1".parse().unwrap();
         assert_eq!(c.validate(), Ok(()));
+        c.advertised_prefixes
+            .push(Prefix::new("10.0.0.0".parse().unwrap(), 8).unwrap());
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::PrefixInTunnelSubnet(_))
+        ));
+        c.advertised_prefixes.clear();
         c.holdtime = 0;
         assert_eq!(c.validate(), Err(ConfigError::ZeroHoldtime));
     }

@@ -363,7 +363,7 @@ impl Engine {
             }
             Message::RegistrationReply(reg) => self.registration_reply(now, from, &repr, &reg),
             Message::ResolutionRequest(req) => self.serve_resolution(now, from, &repr, &req),
-            Message::ResolutionReply(reply) => self.resolution_reply(now, &repr, &reply),
+            Message::ResolutionReply(reply) => self.resolution_reply(now, from, &repr, &reply),
             Message::TrafficIndication(ind) => self.traffic_indication(now, from, &ind),
             _ => Err(DropReason::UnexpectedMessage),
         }

@@ -31,11 +31,13 @@ pub enum DropReason {
     /// A resolution reply naming a shortcut we refuse: one covering the tunnel subnet,
     /// replacing a local or static entry, or pointing at ourselves.
     InvalidShortcut,
+    /// A resolution reply from neither the NHS asked nor the owner of the binding.
+    UnexpectedResponder,
 }
 
 impl DropReason {
     /// Every reason, in label order.
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::Malformed,
         DropReason::WrongAddressFamily,
         DropReason::AuthenticationMissing,
@@ -47,6 +49,7 @@ impl DropReason {
         DropReason::UnknownNhs,
         DropReason::MissingCie,
         DropReason::InvalidShortcut,
+        DropReason::UnexpectedResponder,
     ];
 
     /// The metric label.
@@ -63,6 +66,7 @@ impl DropReason {
             DropReason::UnknownNhs => "unknown_nhs",
             DropReason::MissingCie => "missing_cie",
             DropReason::InvalidShortcut => "invalid_shortcut",
+            DropReason::UnexpectedResponder => "unexpected_responder",
         }
     }
 

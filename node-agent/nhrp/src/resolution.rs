@@ -76,8 +76,10 @@ impl Engine {
             return;
         }
         let covered = self.cache.lookup(addr).is_some_and(|(p, e)| {
-            matches!(e.kind, EntryType::Shortcut | EntryType::Local)
-                || (e.kind == EntryType::Registered && p.prefix_len() > 0)
+            matches!(
+                e.kind,
+                EntryType::Shortcut | EntryType::Local | EntryType::Static
+            ) || (e.kind == EntryType::Registered && p.prefix_len() > 0)
         });
         if covered || self.resolutions.values().any(|r| r.target == addr) {
             return;
@@ -311,6 +313,7 @@ impl Engine {
     pub(crate) fn resolution_reply(
         &mut self,
         now: Instant,
+        from: IpAddr,
         repr: &Repr<'_>,
         reply: &Resolution<'_>,
     ) -> Result<(), DropReason> {
@@ -319,10 +322,13 @@ impl Engine {
             .get(&reply.request_id)
             .ok_or(DropReason::UnknownRequestId)?;
         let cie = reply.cies.first().ok_or(DropReason::MissingCie)?;
-        self.resolutions.remove(&reply.request_id);
-        self.sync_resolution_timer();
         let target = pending.target;
         if cie.code != CieCode::Success || cie.holding_time == 0 {
+            if self.nhs.get(pending.nhs).map(|s| s.config.nbma) != Some(from) {
+                return Err(DropReason::UnexpectedResponder);
+            }
+            self.resolutions.remove(&reply.request_id);
+            self.sync_resolution_timer();
             self.event(Event::ResolutionFailed {
                 target,
                 code: Some(cie.code),
@@ -341,20 +347,33 @@ impl Engine {
             .and_then(|cies| cies.iter().find(|c| self.tunnel_ip(c.proto) == Some(owner)))
             .and_then(|c| self.nbma_ip(c.nbma))
             .unwrap_or(claimed);
+        // From the NHS we asked, or from the owner answering for itself.
+        let asked = self.nhs.get(pending.nhs).map(|s| s.config.nbma);
+        if asked != Some(from) && from != nbma {
+            return Err(DropReason::UnexpectedResponder);
+        }
         let len = match cie.prefix_len {
             0 => host_len(target),
             l => l.min(host_len(target)),
         };
         let prefix = Prefix::new(target, len).map_err(|_| DropReason::WrongAddressFamily)?;
         let subnet = self.config.tunnel_subnet();
-        // A shortcut never covers the tunnel subnet nor replaces a local or static entry.
+        // A shortcut never covers the tunnel subnet nor part of it (other than the owner's
+        // own tunnel address), nor replaces a local or static entry.
         let overrides = self
             .cache
             .get(&prefix)
             .is_some_and(|e| matches!(e.kind, EntryType::Local | EntryType::Static));
-        if prefix.contains(subnet.addr()) || overrides || owner == self.config.tunnel_address {
+        let in_subnet = subnet.contains(prefix.addr()) && prefix != Prefix::host(owner);
+        if prefix.contains(subnet.addr())
+            || in_subnet
+            || overrides
+            || owner == self.config.tunnel_address
+        {
             return Err(DropReason::InvalidShortcut);
         }
+        self.resolutions.remove(&reply.request_id);
+        self.sync_resolution_timer();
         let entry = Entry {
             kind: EntryType::Shortcut,
             tunnel: owner,
