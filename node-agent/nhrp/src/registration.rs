@@ -49,6 +49,42 @@ pub const RETRY_MAX: Duration = Duration::from_secs(64);
 /// `NHRP_UNREACHABLE_COUNT`).
 pub const UNREACHABLE_COUNT: u32 = 3;
 
+/// Where the client stands in its request/reply exchange with one NHS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exchange {
+    /// No request is waiting: the timer sends the next one (refresh, or retry after a
+    /// refusal) with a fresh request ID.
+    Idle {
+        /// The ID of the last request, for the show output (0 before the first).
+        last_request_id: u32,
+    },
+    /// A request waits for its reply; the timer retransmits it with the same ID.
+    Pending {
+        /// Its request ID.
+        request_id: u32,
+        /// Transmissions without a reply beyond the first.
+        unanswered: u32,
+    },
+}
+
+impl Exchange {
+    /// The request ID in flight or last sent.
+    pub(crate) fn request_id(self) -> u32 {
+        match self {
+            Exchange::Idle { last_request_id } => last_request_id,
+            Exchange::Pending { request_id, .. } => request_id,
+        }
+    }
+
+    /// Transmissions without a reply beyond the first.
+    pub(crate) fn unanswered(self) -> u32 {
+        match self {
+            Exchange::Idle { .. } => 0,
+            Exchange::Pending { unanswered, .. } => unanswered,
+        }
+    }
+}
+
 /// The client's registration state with one NHS.
 #[derive(Debug, Clone)]
 pub(crate) struct NhsState {
@@ -57,11 +93,8 @@ pub(crate) struct NhsState {
     pub(crate) up: bool,
     /// When `up` last changed (or the engine started).
     pub(crate) since: Instant,
-    /// A request with `request_id` is waiting for its reply.
-    pub(crate) pending: bool,
-    pub(crate) request_id: u32,
-    /// Requests sent without a reply since the last reply.
-    pub(crate) unanswered: u32,
+    /// The request in flight, if any.
+    pub(crate) exchange: Exchange,
     /// The wait before the next retransmission.
     pub(crate) backoff: Duration,
     /// Our NBMA address as this NHS sees it, when it differs from ours.
@@ -76,9 +109,7 @@ impl NhsState {
             config,
             up: false,
             since: now,
-            pending: false,
-            request_id: 0,
-            unanswered: 0,
+            exchange: Exchange::Idle { last_request_id: 0 },
             backoff: RETRY_INITIAL,
             nat_nbma: None,
             codes: Vec::new(),
@@ -97,20 +128,31 @@ impl Engine {
         let Some(st) = self.nhs.get(i) else {
             return;
         };
-        if st.pending {
-            let st = &mut self.nhs[i];
-            st.unanswered += 1;
-            if st.up && st.unanswered >= UNREACHABLE_COUNT {
-                st.up = false;
-                st.since = now;
-                let (nhs, nbma) = (st.config.tunnel, st.config.nbma);
-                self.event(Event::NhsDown { nhs, nbma });
+        match st.exchange {
+            Exchange::Pending {
+                request_id,
+                unanswered,
+            } => {
+                let unanswered = unanswered + 1;
+                let st = &mut self.nhs[i];
+                st.exchange = Exchange::Pending {
+                    request_id,
+                    unanswered,
+                };
+                if st.up && unanswered >= UNREACHABLE_COUNT {
+                    st.up = false;
+                    st.since = now;
+                    let (nhs, nbma) = (st.config.tunnel, st.config.nbma);
+                    self.event(Event::NhsDown { nhs, nbma });
+                }
             }
-        } else {
-            let id = self.request_id();
-            let st = &mut self.nhs[i];
-            st.request_id = id;
-            st.pending = true;
+            Exchange::Idle { .. } => {
+                let request_id = self.request_id();
+                self.nhs[i].exchange = Exchange::Pending {
+                    request_id,
+                    unanswered: 0,
+                };
+            }
         }
         self.send_registration(i);
         let st = &mut self.nhs[i];
@@ -160,7 +202,7 @@ impl Engine {
             hop_count: HOP_COUNT_REGISTRATION,
             message: Message::RegistrationRequest(Registration {
                 flags,
-                request_id: st.request_id,
+                request_id: st.exchange.request_id(),
                 src_nbma: own_nbma,
                 src_nbma_sub: NbmaAddress::NONE,
                 src_proto: Address::from(me),
@@ -187,7 +229,9 @@ impl Engine {
         let i = self
             .nhs
             .iter()
-            .position(|s| s.pending && s.request_id == reg.request_id)
+            .position(|s| {
+                matches!(s.exchange, Exchange::Pending { request_id, .. } if request_id == reg.request_id)
+            })
             .ok_or(DropReason::UnknownRequestId)?;
         if self.nhs[i].config.nbma != from {
             return Err(DropReason::UnknownNhs);
@@ -207,8 +251,9 @@ impl Engine {
             .collect();
         let st = &mut self.nhs[i];
         let (nhs, nbma) = (st.config.tunnel, st.config.nbma);
-        st.pending = false;
-        st.unanswered = 0;
+        st.exchange = Exchange::Idle {
+            last_request_id: reg.request_id,
+        };
         let mut events = Vec::new();
         for (k, (prefix, code)) in prefixes.iter().zip(&codes).enumerate() {
             if *code != CieCode::Success && st.codes.get(k) != Some(code) {

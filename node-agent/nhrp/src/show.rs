@@ -195,8 +195,8 @@ impl Engine {
                 priority: s.config.priority,
                 up: s.up,
                 since: now.saturating_duration_since(s.since),
-                unanswered: s.unanswered,
-                request_id: s.request_id,
+                unanswered: s.exchange.unanswered(),
+                request_id: s.exchange.request_id(),
                 nat_nbma: s.nat_nbma,
                 codes: s.codes.iter().map(|c| u8::from(*c)).collect(),
             })
