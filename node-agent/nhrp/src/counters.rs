@@ -37,7 +37,8 @@ impl PerType {
 pub struct Counters {
     /// Messages sent, per type.
     pub sent: PerType,
-    /// Messages received and accepted for processing, per type.
+    /// Messages received that passed parsing and authentication, per type (a message may
+    /// still be dropped afterwards, and is then also in `dropped`).
     pub received: PerType,
     /// Dropped packets, indexed like [`DropReason::ALL`].
     pub dropped: [u64; DropReason::ALL.len()],
@@ -47,6 +48,10 @@ pub struct Counters {
     pub cache_full: u64,
     /// Traffic Indications not sent because of the per-pair rate limit.
     pub redirects_suppressed: u64,
+    /// Error Indications not sent because of [`crate::ERROR_INDICATIONS_PER_SECOND`].
+    pub error_indications_suppressed: u64,
+    /// Resolutions not started because `cache_limit` of them were in flight.
+    pub resolutions_refused: u64,
 }
 
 impl Counters {

@@ -2,6 +2,7 @@
 
 use core::fmt;
 use core::net::IpAddr;
+use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
@@ -24,6 +25,10 @@ use crate::timer::{Timer, TimerTable};
 pub(crate) const HOP_COUNT_ERROR: u8 = 0;
 /// `ar$hopcnt` of replies: FRR nhrpd's default.
 pub(crate) const HOP_COUNT_DEFAULT: u8 = 64;
+/// The most Error Indications sent per second (a tuning constant, in the manner of Cisco's
+/// `ip nhrp max-send`): a flood of unauthenticated packets must not become a flood of
+/// replies.
+pub const ERROR_INDICATIONS_PER_SECOND: u32 = 10;
 
 /// A packet to send: the NHRP message `payload`, to be carried in GRE (protocol type 0x2001)
 /// to the NBMA address `dst`.
@@ -172,6 +177,9 @@ pub struct Engine {
     pub(crate) resolutions: BTreeMap<u32, PendingResolution>,
     /// When the last Traffic Indication went out per (source, destination) pair.
     pub(crate) redirects: BTreeMap<(IpAddr, IpAddr), Instant>,
+    /// The start of the current one-second window of Error Indications and how many went
+    /// out in it.
+    error_window: Option<(Instant, u32)>,
 }
 
 impl fmt::Debug for Engine {
@@ -253,6 +261,7 @@ impl Engine {
             next_request_id,
             resolutions: BTreeMap::new(),
             redirects: BTreeMap::new(),
+            error_window: None,
         })
     }
 
@@ -353,7 +362,7 @@ impl Engine {
         if let Err(reason) = auth::check(self.config.password.as_ref(), &repr) {
             // FRR nhrpd answers an authentication failure with Error Indication code 11;
             // never in answer to an Error Indication (handled above).
-            self.send_error_indication(from, ErrorCode::AuthenticationFailure, bytes, &repr);
+            self.send_error_indication(now, from, ErrorCode::AuthenticationFailure, bytes, &repr);
             return Err(reason);
         }
         self.counters.received.bump(repr.operation());
@@ -408,11 +417,28 @@ impl Engine {
     /// malformed.) The contents go back only to their own sender.
     fn send_error_indication(
         &mut self,
+        now: Instant,
         to: IpAddr,
         code: ErrorCode,
         bytes: &[u8],
         repr: &Repr<'_>,
     ) {
+        let sent = match self.error_window {
+            Some((start, sent))
+                if now.saturating_duration_since(start) < Duration::from_secs(1) =>
+            {
+                sent
+            }
+            _ => {
+                self.error_window = Some((now, 0));
+                0
+            }
+        };
+        if sent >= ERROR_INDICATIONS_PER_SECOND {
+            self.counters.error_indications_suppressed += 1;
+            return;
+        }
+        self.error_window = self.error_window.map(|(start, n)| (start, n + 1));
         let packet = Packet::new_unchecked(bytes);
         let size = usize::from(packet.packet_size());
         let extoff = usize::from(packet.extension_offset());

@@ -40,6 +40,8 @@ pub mod traffic_indication;
 pub use cache::{Cache, CacheFull, Entry, EntryType};
 pub use config::{Config, ConfigError, NhsConfig, Password, Role};
 pub use counters::Counters;
-pub use engine::{Engine, Event, Random, RemoveReason, SplitMix64, Transmit};
+pub use engine::{
+    ERROR_INDICATIONS_PER_SECOND, Engine, Event, Random, RemoveReason, SplitMix64, Transmit,
+};
 pub use error::DropReason;
 pub use prefix::{Prefix, PrefixTable};

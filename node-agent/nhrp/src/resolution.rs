@@ -87,6 +87,10 @@ impl Engine {
         let Some(nhs) = self.preferred_nhs() else {
             return;
         };
+        if self.resolutions.len() >= self.config.cache_limit {
+            self.counters.resolutions_refused += 1;
+            return;
+        }
         let id = self.request_id();
         self.resolutions.insert(
             id,

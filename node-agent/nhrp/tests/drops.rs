@@ -170,3 +170,30 @@ fn every_reason_is_counted() {
             .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
     );
 }
+
+#[test]
+fn error_indications_are_rate_limited() {
+    let mut engine = hub(Some(b"s3cr3t"));
+    let good = request(
+        Address::Ipv4(seed::spoke(2)),
+        Address::Ipv4(seed::HUB),
+        CIES,
+    );
+    let packet = bytes(&good);
+    let t0 = Instant::now();
+    let mut sent = 0;
+    for _ in 0..100 {
+        engine.handle_packet(t0, FROM.into(), &packet);
+        while engine.poll_transmit().is_some() {
+            sent += 1;
+        }
+    }
+    assert_eq!(sent, dmvpn_nhrp::ERROR_INDICATIONS_PER_SECOND);
+    assert_eq!(engine.counters().error_indications_suppressed, 90);
+    assert_eq!(
+        engine.counters().dropped(DropReason::AuthenticationMissing),
+        100
+    );
+    engine.handle_packet(t0 + std::time::Duration::from_secs(1), FROM.into(), &packet);
+    assert!(engine.poll_transmit().is_some());
+}
