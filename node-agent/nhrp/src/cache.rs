@@ -54,6 +54,9 @@ pub struct Entry {
     pub holdtime: u16,
     /// Registered with the unique flag: only its owner's NBMA address may refresh it.
     pub unique: bool,
+    /// The request ID of the registration or resolution that last set the entry (0 for
+    /// local and static entries). A purge of a registration must name it (Cisco IOS).
+    pub request_id: u32,
 }
 
 impl Entry {
@@ -201,6 +204,7 @@ mod tests {
             expires: secs.map(|s| now + Duration::from_secs(s)),
             holdtime: 0,
             unique: true,
+            request_id: 0,
         }
     }
 

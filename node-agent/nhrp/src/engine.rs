@@ -45,6 +45,8 @@ pub struct Transmit {
 pub enum RemoveReason {
     /// Its holding time ran out.
     Expired,
+    /// A purge request withdrew it (RFC 2332 section 5.2.5).
+    Purged,
 }
 
 /// Something the driver or an operator should know: cache and route changes, peer state,
@@ -215,6 +217,7 @@ impl Engine {
             expires: None,
             holdtime: config.holdtime,
             unique: config.unique,
+            request_id: 0,
         };
         let me = config.tunnel_address;
         let mut inserts = vec![(Prefix::host(me), local(me))];
@@ -231,6 +234,7 @@ impl Engine {
                     expires: None,
                     holdtime: 0,
                     unique: false,
+                    request_id: 0,
                 },
             )
         }));
@@ -374,6 +378,9 @@ impl Engine {
             Message::ResolutionRequest(req) => self.serve_resolution(now, from, &repr, &req),
             Message::ResolutionReply(reply) => self.resolution_reply(now, from, &repr, &reply),
             Message::TrafficIndication(ind) => self.traffic_indication(now, from, &ind),
+            Message::PurgeRequest(purge) => self.serve_purge(from, &repr, &purge),
+            // Nothing waits for it: a purge is done when sent.
+            Message::PurgeReply(_) => Ok(()),
             _ => Err(DropReason::UnexpectedMessage),
         }
     }

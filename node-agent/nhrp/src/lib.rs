@@ -21,8 +21,9 @@
 //! phase 3 shortcuts: the hub's rate-limited Traffic Indication, the spoke's resolution of
 //! the destination and the answer from the cache (the hub's registrations, each router's
 //! own prefixes), installed as a subnet shortcut that expires at its holding time.
-//! Purge, forwarding of resolution requests between NHSs and shortcut refresh on use are
-//! not handled yet: purges are dropped and counted as [`DropReason::UnexpectedMessage`].
+//! Purge of a registration when the NBMA address changes (with Cisco's request-ID rule),
+//! and of shortcuts on request. Forwarding of resolution requests between NHSs, the hub's
+//! purge of stale shortcuts and shortcut refresh on use are not handled yet.
 
 pub mod auth;
 pub mod cache;
@@ -31,6 +32,7 @@ pub mod counters;
 mod engine;
 pub mod error;
 pub mod prefix;
+pub mod purge;
 pub mod registration;
 pub mod resolution;
 pub mod show;

@@ -101,6 +101,11 @@ pub(crate) struct NhsState {
     pub(crate) nat_nbma: Option<IpAddr>,
     /// The codes of our last registration, CIE by CIE (tunnel address first).
     pub(crate) codes: Vec<CieCode>,
+    /// The request ID of the registration the NHS last accepted.
+    pub(crate) registered_id: Option<u32>,
+    /// A registration to purge before registering (its request ID and the NBMA address it
+    /// was made from), after our NBMA address changed.
+    pub(crate) purge: Option<(u32, IpAddr)>,
 }
 
 impl NhsState {
@@ -113,6 +118,8 @@ impl NhsState {
             backoff: RETRY_INITIAL,
             nat_nbma: None,
             codes: Vec::new(),
+            registered_id: None,
+            purge: None,
         }
     }
 }
@@ -153,6 +160,9 @@ impl Engine {
                     unanswered: 0,
                 };
             }
+        }
+        if let Some((id, old)) = self.nhs[i].purge {
+            self.send_registration_purge(i, id, old);
         }
         self.send_registration(i);
         let st = &mut self.nhs[i];
@@ -270,6 +280,10 @@ impl Engine {
         }
         st.nat_nbma = nat_nbma;
         let accepted = st.codes[0] == CieCode::Success;
+        if accepted {
+            st.registered_id = Some(reg.request_id);
+            st.purge = None;
+        }
         if accepted != st.up {
             st.up = accepted;
             st.since = now;
@@ -327,6 +341,7 @@ impl Engine {
             nbma: from,
             claimed,
             unique,
+            request_id: reg.request_id,
         };
         let reply_cies: Vec<Cie<'_>> = reg
             .cies
@@ -444,6 +459,7 @@ impl Engine {
             expires: Some(now + Duration::from_secs(u64::from(cie.holding_time))),
             holdtime: cie.holding_time,
             unique: peer.unique,
+            request_id: peer.request_id,
         };
         match self.cache.insert(prefix, entry) {
             Err(_) => {
@@ -480,6 +496,8 @@ struct Peer {
     claimed: IpAddr,
     /// The U flag.
     unique: bool,
+    /// The request ID of its registration.
+    request_id: u32,
 }
 
 pub(crate) fn family(nbma: IpAddr) -> AddressFamily {

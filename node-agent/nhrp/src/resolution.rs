@@ -387,6 +387,7 @@ impl Engine {
             expires: Some(now + Duration::from_secs(u64::from(cie.holding_time))),
             holdtime: cie.holding_time,
             unique: false,
+            request_id: reply.request_id,
         };
         match self.cache.insert(prefix, entry) {
             Err(_) => {

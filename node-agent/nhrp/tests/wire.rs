@@ -1,5 +1,6 @@
 //! Every packet the engines emit in the seed scenario (with authentication, a NATed spoke,
-//! a spoke with a wrong password, a hijack attempt, redirects, resolutions and shortcuts,
+//! a spoke with a wrong password, a hijack attempt, redirects, resolutions and shortcuts, a
+//! spoke moving to a new NBMA address (purge),
 //! over three simulated hours with 10% loss) round-trips through dmvpn-wire byte for byte, has the shape FRR nhrpd gives it
 //! (../shared/research/anchors.md section 2.3), and passes tshark clean.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -19,6 +20,7 @@ use sim::{Impairments, Sim, check_holdtimes, seed};
 
 const PASSWORD: &[u8] = b"s3cr3t";
 const NATED: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 3);
+const MOVED: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 102);
 
 fn scenario() -> Vec<(IpAddr, IpAddr, Vec<u8>)> {
     let mut sim = Sim::new(21, Impairments::lossy(10));
@@ -66,6 +68,9 @@ fn scenario() -> Vec<(IpAddr, IpAddr, Vec<u8>)> {
         });
         sim.run_for(Duration::from_secs(20), check_holdtimes);
     }
+    // Spoke 2 moves to a new NBMA address: purge, then registration.
+    sim.readdress(1, MOVED.into());
+    sim.command(1, |spoke, now| spoke.set_nbma_address(now, MOVED.into()));
     sim.run_for(Duration::from_secs(3 * 3600), check_holdtimes);
     sim.captured.take().unwrap()
 }
@@ -158,6 +163,12 @@ fn emitted_packets_round_trip_look_like_nhrpd_and_pass_tshark() {
                 let codes: Vec<CieCode> = reg.cies.iter().map(|c| c.code).collect();
                 if *to == IpAddr::from(Ipv4Addr::new(203, 0, 113, 66)) {
                     assert_eq!(codes, [CieCode::UniqueAddressAlreadyRegistered; 2]);
+                } else if *to == IpAddr::from(MOVED) {
+                    // Refused until its purge arrives (it may be lost).
+                    assert!(
+                        codes == [CieCode::Success; 2]
+                            || codes == [CieCode::UniqueAddressAlreadyRegistered; 2]
+                    );
                 } else {
                     assert_eq!(codes, [CieCode::Success; 2]);
                 }
@@ -212,6 +223,20 @@ fn emitted_packets_round_trip_look_like_nhrpd_and_pass_tshark() {
                     assert_eq!(cie.prefix_len, 24);
                 }
             }
+            Message::PurgeRequest(p) | Message::PurgeReply(p) => {
+                assert_eq!(repr.hop_count, 64);
+                assert_eq!(p.flags.0, 0);
+                assert_eq!(exts, [0x8007, 0x8000]);
+                assert_eq!(p.src_proto, Address::Ipv4(seed::spoke(2)));
+                assert_eq!(p.src_nbma.address, Address::Ipv4(MOVED));
+                let cies: Vec<_> = p.cies.iter().collect();
+                assert_eq!(cies.len(), 2);
+                assert_eq!((cies[0].prefix_len, cies[1].prefix_len), (32, 24));
+                assert!(
+                    cies.iter().all(|c| c.holding_time == 0
+                        && c.nbma.address == Address::Ipv4(seed::spoke_nbma(2)))
+                );
+            }
             ref other => panic!("unexpected {other:?}"),
         }
         if let Some(ExtensionBody::Authentication { data, .. }) = repr
@@ -228,6 +253,7 @@ fn emitted_packets_round_trip_look_like_nhrpd_and_pass_tshark() {
     assert!(count(Operation::TrafficIndication) >= 2, "{per_type:?}");
     assert!(count(Operation::ResolutionRequest) >= 3, "{per_type:?}");
     assert!(count(Operation::ResolutionReply) >= 3, "{per_type:?}");
+    assert!(count(Operation::PurgeRequest) >= 1, "{per_type:?}");
 
     if !common::tshark_available() {
         return;

@@ -186,6 +186,15 @@ impl Sim {
         self.after(i);
     }
 
+    /// Moves node `i` to the outer address `public` without restarting it (its packets in
+    /// flight to the old address are lost).
+    pub fn readdress(&mut self, i: usize, public: IpAddr) {
+        let old = self.nodes[i].public;
+        self.by_addr.remove(&old);
+        self.nodes[i].public = public;
+        self.by_addr.insert(public, i);
+    }
+
     /// Stops node `i`: it receives nothing and sends nothing from now on.
     pub fn stop(&mut self, i: usize) {
         self.nodes[i].running = false;
