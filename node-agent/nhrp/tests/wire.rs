@@ -1,8 +1,8 @@
-//! Every packet the engines emit in the seed scenario (with authentication, a NATed spoke,
-//! a spoke with a wrong password, a hijack attempt, redirects, resolutions and shortcuts, a
-//! spoke moving to a new NBMA address (purge),
-//! over three simulated hours with 10% loss) round-trips through dmvpn-wire byte for byte, has the shape FRR nhrpd gives it
-//! (../shared/research/anchors.md section 2.3), and passes tshark clean.
+//! Every packet the engines emit in the seed scenario round-trips through dmvpn-wire byte
+//! for byte, has the shape FRR nhrpd gives it (../shared/research/anchors.md section 2.3),
+//! and passes tshark clean. The scenario runs three simulated hours with 10% loss and has
+//! authentication, a NATed spoke, a spoke with a wrong password, a hijack attempt,
+//! redirects, resolutions and shortcuts, and a spoke moving to a new NBMA address (purge).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
