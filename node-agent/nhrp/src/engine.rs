@@ -179,6 +179,10 @@ pub struct Engine {
     pub(crate) resolutions: BTreeMap<u32, PendingResolution>,
     /// When the last Traffic Indication went out per (source, destination) pair.
     pub(crate) redirects: BTreeMap<(IpAddr, IpAddr), Instant>,
+    /// The NHS's record of who holds a shortcut for each registered prefix.
+    pub(crate) shortcut_holders: BTreeMap<Prefix, BTreeSet<IpAddr>>,
+    /// The number of (prefix, holder) pairs in `shortcut_holders`.
+    pub(crate) shortcut_holders_len: usize,
     /// The start of the current one-second window of Error Indications and how many went
     /// out in it.
     error_window: Option<(Instant, u32)>,
@@ -266,6 +270,8 @@ impl Engine {
             resolutions: BTreeMap::new(),
             redirects: BTreeMap::new(),
             error_window: None,
+            shortcut_holders: BTreeMap::new(),
+            shortcut_holders_len: 0,
         })
     }
 
@@ -327,6 +333,10 @@ impl Engine {
                 Timer::Resolution => self.resolution_timer(now),
                 Timer::CacheExpiry => {
                     for (prefix, entry) in self.cache.expire(now) {
+                        // The shortcuts handed out for it expire no later than it did.
+                        if let Some(holders) = self.shortcut_holders.remove(&prefix) {
+                            self.shortcut_holders_len -= holders.len();
+                        }
                         self.event(Event::CacheRemoved {
                             prefix,
                             entry,

@@ -22,8 +22,9 @@
 //! the destination and the answer from the cache (the hub's registrations, each router's
 //! own prefixes), installed as a subnet shortcut that expires at its holding time.
 //! Purge of a registration when the NBMA address changes (with Cisco's request-ID rule),
-//! and of shortcuts on request. Forwarding of resolution requests between NHSs, the hub's
-//! purge of stale shortcuts and shortcut refresh on use are not handled yet.
+//! the hub's purge of the shortcuts it handed out for a registration that moved, and of
+//! shortcuts on request. Forwarding of resolution requests between NHSs and shortcut
+//! refresh on use are not handled yet.
 
 pub mod auth;
 pub mod cache;

@@ -11,6 +11,11 @@
 //! - A router that receives a purge for a shortcut drops the shortcut when the purge comes
 //!   from one of its NHSs or from the shortcut's own NBMA address.
 //!
+//! - An NHS remembers who resolved each registered prefix; when the registration moves to
+//!   another NBMA address or is purged, it sends those requesters a purge of their shortcut
+//!   (flag N, no reply wanted). The memory is bounded by the cache limit; past it, the
+//!   shortcuts simply expire.
+//!
 //! Purge Requests go out with hop count 64, no flags (a reply is wanted), one CIE per
 //! withdrawn prefix (client NBMA = the old address, holding time 0) and only the
 //! authentication extension before End. Replies echo the request.
@@ -154,6 +159,9 @@ impl Engine {
             };
             if allowed {
                 self.cache.remove(&prefix);
+                if entry.kind == EntryType::Registered {
+                    self.purge_shortcuts(prefix, entry.nbma);
+                }
                 self.event(Event::CacheRemoved {
                     prefix,
                     entry,
@@ -172,5 +180,71 @@ impl Engine {
         let payload = encode(&reply);
         self.transmit(from, Operation::PurgeReply, payload);
         Ok(())
+    }
+
+    /// Records that the requester at `requester` holds a shortcut for `prefix`, within the
+    /// cache limit.
+    pub(crate) fn remember_shortcut(&mut self, prefix: Prefix, requester: IpAddr) {
+        if self.shortcut_holders_len >= self.config.cache_limit {
+            return;
+        }
+        if self
+            .shortcut_holders
+            .entry(prefix)
+            .or_default()
+            .insert(requester)
+        {
+            self.shortcut_holders_len += 1;
+        }
+    }
+
+    /// The registration of `prefix` at `old_nbma` changed or went: purges the shortcuts
+    /// handed out for it.
+    pub(crate) fn purge_shortcuts(&mut self, prefix: Prefix, old_nbma: IpAddr) {
+        let Some(holders) = self.shortcut_holders.remove(&prefix) else {
+            return;
+        };
+        self.shortcut_holders_len -= holders.len();
+        let first_id = self.next_request_id;
+        self.next_request_id = first_id.wrapping_add(holders.len() as u32);
+        let cfg = &self.config;
+        let cies = [Cie {
+            code: CieCode::Success,
+            prefix_len: prefix.prefix_len(),
+            mtu: cfg.mtu,
+            holding_time: 0,
+            nbma: NbmaAddress::from(Address::from(old_nbma)),
+            nbma_sub: NbmaAddress::NONE,
+            proto: Address::from(prefix.addr()),
+            preference: 0,
+        }];
+        let auth = cfg
+            .password
+            .as_ref()
+            .map(|pw| [Extension::cleartext_password(pw.expose())]);
+        let me = cfg.tunnel_address;
+        let mut payloads = Vec::new();
+        for (k, holder) in holders.into_iter().enumerate() {
+            let repr = Repr {
+                afn: family(cfg.nbma_address),
+                protocol_type: protocol(me),
+                protocol_snap: [0; 5],
+                hop_count: HOP_COUNT_DEFAULT,
+                message: Message::PurgeRequest(Purge {
+                    flags: PurgeFlags::NO_REPLY,
+                    request_id: first_id.wrapping_add(k as u32),
+                    src_nbma: NbmaAddress::from(Address::from(cfg.nbma_address)),
+                    src_nbma_sub: NbmaAddress::NONE,
+                    src_proto: Address::from(me),
+                    dst_proto: Address::from(prefix.addr()),
+                    cies: Seq::Items(&cies),
+                }),
+                extensions: Some(auth.as_ref().map_or(Seq::empty(), |a| Seq::Items(&a[..]))),
+            };
+            payloads.push((holder, encode(&repr)));
+        }
+        for (holder, payload) in payloads {
+            self.transmit(holder, Operation::PurgeRequest, payload);
+        }
     }
 }

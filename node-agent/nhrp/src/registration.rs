@@ -478,6 +478,7 @@ impl Engine {
                     || old.claimed_nbma != entry.claimed_nbma;
                 if changed {
                     self.event(Event::CacheUpdated { prefix, entry });
+                    self.purge_shortcuts(prefix, old.nbma);
                 }
                 CieCode::Success
             }

@@ -64,6 +64,8 @@ struct Binding {
     claimed_nbma: IpAddr,
     nbma: IpAddr,
     holding_time: u16,
+    /// Learned from the owner's registration (not one of our own prefixes).
+    registered: bool,
 }
 
 impl Engine {
@@ -216,6 +218,7 @@ impl Engine {
                     .find_map(|s| s.nat_nbma)
                     .unwrap_or(self.config.nbma_address),
                 holding_time: self.config.holdtime,
+                registered: false,
             }),
             EntryType::Registered => {
                 let left = e.expires?.checked_duration_since(now)?.as_secs();
@@ -225,6 +228,7 @@ impl Engine {
                     claimed_nbma: e.claimed_nbma,
                     nbma: e.nbma,
                     holding_time: u16::try_from(left).unwrap_or(u16::MAX).min(e.holdtime),
+                    registered: true,
                 })
             }
             _ => None,
@@ -246,6 +250,9 @@ impl Engine {
             .ok_or(DropReason::WrongAddressFamily)?;
         let request_cie = req.cies.first().ok_or(DropReason::MissingCie)?;
         let binding = self.binding(now, target);
+        if let Some(b) = binding.filter(|b| b.registered) {
+            self.remember_shortcut(b.prefix, from);
+        }
         let cfg = &self.config;
         let answer = match binding {
             Some(b) => Cie {

@@ -186,3 +186,45 @@ fn shortcuts_are_purged_only_by_an_nhs_or_their_owner() {
     }
     assert!(removed);
 }
+
+#[test]
+fn the_hub_purges_shortcuts_to_a_spoke_that_moved() {
+    let mut sim = seed::topology(54, Impairments::perfect(), Some(b"s3cr3t"));
+    assert!(sim.run_until(Duration::from_secs(5), converged, check_holdtimes));
+    let shortcut_nbma = |sim: &Sim| {
+        sim.nodes[SPOKE2]
+            .engine
+            .lookup("192.168.3.9".parse().unwrap())
+            .filter(|(_, e)| e.kind == EntryType::Shortcut)
+            .map(|(_, e)| e.nbma)
+    };
+    sim.command(HUB, |h, now| {
+        h.traffic_to(
+            now,
+            "192.168.2.1".parse().unwrap(),
+            "192.168.3.9".parse().unwrap(),
+        );
+    });
+    sim.run_for(Duration::from_secs(1), check_holdtimes);
+    assert_eq!(shortcut_nbma(&sim), Some(seed::spoke_nbma(3).into()));
+    // Spoke 3 moves: its purge at the hub makes the hub purge spoke 2's shortcut.
+    let moved: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 103);
+    sim.readdress(2, moved.into());
+    sim.command(2, |e, now| e.set_nbma_address(now, moved.into()));
+    sim.run_for(Duration::from_millis(20), check_holdtimes);
+    assert_eq!(shortcut_nbma(&sim), None);
+    assert!(sim.events.iter().any(|(_, node, e)| *node == SPOKE2
+        && matches!(e, Event::CacheRemoved { reason: RemoveReason::Purged, prefix, .. }
+            if *prefix == seed::lan(3))));
+    // The next redirect leads to the new address.
+    sim.run_for(Duration::from_secs(9), check_holdtimes);
+    sim.command(HUB, |h, now| {
+        h.traffic_to(
+            now,
+            "192.168.2.1".parse().unwrap(),
+            "192.168.3.9".parse().unwrap(),
+        );
+    });
+    sim.run_for(Duration::from_secs(1), check_holdtimes);
+    assert_eq!(shortcut_nbma(&sim), Some(moved.into()));
+}

@@ -103,6 +103,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 fn emitted_packets_round_trip_look_like_nhrpd_and_pass_tshark() {
     let captured = scenario();
     let mut per_type: BTreeMap<u8, usize> = BTreeMap::new();
+    let mut purges_from_hub = 0;
     for (from, to, bytes) in &captured {
         let repr = Repr::parse(&Packet::new_checked(&bytes[..]).unwrap()).unwrap();
         let mut again = vec![0u8; repr.buffer_len()];
@@ -223,6 +224,18 @@ fn emitted_packets_round_trip_look_like_nhrpd_and_pass_tshark() {
                     assert_eq!(cie.prefix_len, 24);
                 }
             }
+            Message::PurgeRequest(p) | Message::PurgeReply(p)
+                if p.src_proto == Address::Ipv4(seed::HUB) =>
+            {
+                // The hub withdraws the shortcuts it handed out for spoke 2's prefixes.
+                assert_eq!(repr.operation(), Operation::PurgeRequest);
+                assert_eq!((repr.hop_count, p.flags.0), (64, 0x8000));
+                assert_eq!(exts, [0x8007, 0x8000]);
+                let cie = p.cies.first().unwrap();
+                assert_eq!(cie.nbma.address, Address::Ipv4(seed::spoke_nbma(2)));
+                assert_eq!(cie.holding_time, 0);
+                purges_from_hub += 1;
+            }
             Message::PurgeRequest(p) | Message::PurgeReply(p) => {
                 assert_eq!(repr.hop_count, 64);
                 assert_eq!(p.flags.0, 0);
@@ -253,7 +266,8 @@ fn emitted_packets_round_trip_look_like_nhrpd_and_pass_tshark() {
     assert!(count(Operation::TrafficIndication) >= 2, "{per_type:?}");
     assert!(count(Operation::ResolutionRequest) >= 3, "{per_type:?}");
     assert!(count(Operation::ResolutionReply) >= 3, "{per_type:?}");
-    assert!(count(Operation::PurgeRequest) >= 1, "{per_type:?}");
+    assert!(count(Operation::PurgeRequest) >= 2, "{per_type:?}");
+    assert!(purges_from_hub >= 1);
 
     if !common::tshark_available() {
         return;
