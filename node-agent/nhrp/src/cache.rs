@@ -57,6 +57,9 @@ pub struct Entry {
     /// The request ID of the registration or resolution that last set the entry (0 for
     /// local and static entries). A purge of a registration must name it (Cisco IOS).
     pub request_id: u32,
+    /// A shortcut the dataplane used since its last refresh ([`crate::Engine::mark_used`]):
+    /// it is refreshed before it expires; an unused one expires (Cisco "used" flag).
+    pub used: bool,
 }
 
 impl Entry {
@@ -142,6 +145,17 @@ impl Cache {
         self.table.get(prefix)
     }
 
+    /// Marks the shortcut of exactly `prefix` as used; false when there is none.
+    pub(crate) fn mark_used(&mut self, prefix: &Prefix) -> bool {
+        match self.table.get_mut(prefix) {
+            Some(e) if e.kind == EntryType::Shortcut => {
+                e.used = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The entry of the longest prefix containing `addr`: where the dataplane sends a packet
     /// for `addr`.
     pub fn lookup(&self, addr: IpAddr) -> Option<(Prefix, &Entry)> {
@@ -205,6 +219,7 @@ mod tests {
             holdtime: 0,
             unique: true,
             request_id: 0,
+            used: false,
         }
     }
 

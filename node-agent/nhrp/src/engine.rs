@@ -179,6 +179,8 @@ pub struct Engine {
     pub(crate) resolutions: BTreeMap<u32, PendingResolution>,
     /// When the last Traffic Indication went out per (source, destination) pair.
     pub(crate) redirects: BTreeMap<(IpAddr, IpAddr), Instant>,
+    /// When to check each shortcut for a refresh, in time order.
+    pub(crate) shortcut_refresh: BTreeSet<(Instant, Prefix)>,
     /// The NHS's record of who holds a shortcut for each registered prefix.
     pub(crate) shortcut_holders: BTreeMap<Prefix, BTreeSet<IpAddr>>,
     /// The number of (prefix, holder) pairs in `shortcut_holders`.
@@ -222,6 +224,7 @@ impl Engine {
             holdtime: config.holdtime,
             unique: config.unique,
             request_id: 0,
+            used: false,
         };
         let me = config.tunnel_address;
         let mut inserts = vec![(Prefix::host(me), local(me))];
@@ -239,6 +242,7 @@ impl Engine {
                     holdtime: 0,
                     unique: false,
                     request_id: 0,
+                    used: false,
                 },
             )
         }));
@@ -270,6 +274,7 @@ impl Engine {
             resolutions: BTreeMap::new(),
             redirects: BTreeMap::new(),
             error_window: None,
+            shortcut_refresh: BTreeSet::new(),
             shortcut_holders: BTreeMap::new(),
             shortcut_holders_len: 0,
         })
@@ -331,6 +336,7 @@ impl Engine {
             match timer {
                 Timer::Registration(i) => self.registration_timer(now, i),
                 Timer::Resolution => self.resolution_timer(now),
+                Timer::ShortcutRefresh => self.shortcut_refresh_timer(now),
                 Timer::CacheExpiry => {
                     for (prefix, entry) in self.cache.expire(now) {
                         // The shortcuts handed out for it expire no later than it did.

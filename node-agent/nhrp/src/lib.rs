@@ -23,8 +23,8 @@
 //! own prefixes), installed as a subnet shortcut that expires at its holding time.
 //! Purge of a registration when the NBMA address changes (with Cisco's request-ID rule),
 //! the hub's purge of the shortcuts it handed out for a registration that moved, and of
-//! shortcuts on request. Forwarding of resolution requests between NHSs and shortcut
-//! refresh on use are not handled yet.
+//! shortcuts on request; shortcuts the dataplane reports used are refreshed, idle ones
+//! expire. Forwarding of resolution requests between NHSs is not handled yet.
 
 pub mod auth;
 pub mod cache;

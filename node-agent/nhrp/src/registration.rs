@@ -460,6 +460,7 @@ impl Engine {
             holdtime: cie.holding_time,
             unique: peer.unique,
             request_id: peer.request_id,
+            used: false,
         };
         match self.cache.insert(prefix, entry) {
             Err(_) => {

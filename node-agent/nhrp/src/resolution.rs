@@ -15,8 +15,10 @@
 //! owner's post-NAT address in the NAT extension when it is NATed.
 //!
 //! The requester installs a shortcut for the reply's prefix, reaching the owner at the NAT
-//! extension's address for it if any, else at the CIE's; shortcuts expire at their holding
-//! time and their routes are then withdrawn ([`crate::Event::CacheRemoved`]).
+//! extension's address for it if any, else at the CIE's. At 2/3 of its holding time a
+//! shortcut that the dataplane reported used ([`Engine::mark_used`]) is resolved again; an
+//! idle one expires at its holding time and its route is withdrawn
+//! ([`crate::Event::CacheRemoved`]), as nhrpd does.
 
 use core::net::IpAddr;
 use core::time::Duration;
@@ -83,7 +85,24 @@ impl Engine {
                 EntryType::Shortcut | EntryType::Local | EntryType::Static
             ) || (e.kind == EntryType::Registered && p.prefix_len() > 0)
         });
-        if covered || self.resolutions.values().any(|r| r.target == addr) {
+        if !covered {
+            self.start_resolution(now, addr);
+        }
+    }
+
+    /// The dataplane sent traffic through the shortcut covering `addr`: it will be
+    /// refreshed before it expires (nhrpd renews only used shortcuts).
+    pub fn mark_used(&mut self, addr: IpAddr) {
+        if let Some((prefix, e)) = self.cache.lookup(addr)
+            && e.kind == EntryType::Shortcut
+        {
+            self.cache.mark_used(&prefix);
+        }
+    }
+
+    /// Sends a resolution request for `addr` unless one is in flight.
+    fn start_resolution(&mut self, now: Instant, addr: IpAddr) {
+        if self.resolutions.values().any(|r| r.target == addr) {
             return;
         }
         let Some(nhs) = self.preferred_nhs() else {
@@ -120,6 +139,31 @@ impl Engine {
                 .map(|(i, _)| i)
         };
         best(true).or_else(|| best(false))
+    }
+
+    /// The shortcut refresh timer: each shortcut due (at 2/3 of its holding time) is
+    /// resolved again if it was used since it was installed or refreshed; an unused one is
+    /// left to expire, which withdraws its route.
+    pub(crate) fn shortcut_refresh_timer(&mut self, now: Instant) {
+        while let Some(&(at, prefix)) = self.shortcut_refresh.first() {
+            if at > now {
+                break;
+            }
+            self.shortcut_refresh.remove(&(at, prefix));
+            let used = self
+                .cache
+                .get(&prefix)
+                .is_some_and(|e| e.kind == EntryType::Shortcut && e.used);
+            if used {
+                self.start_resolution(now, prefix.addr());
+            }
+        }
+        self.sync_refresh_timer();
+    }
+
+    fn sync_refresh_timer(&mut self) {
+        let next = self.shortcut_refresh.first().map(|(at, _)| *at);
+        self.timers.set(Timer::ShortcutRefresh, next);
     }
 
     pub(crate) fn sync_resolution_timer(&mut self) {
@@ -395,15 +439,24 @@ impl Engine {
             holdtime: cie.holding_time,
             unique: false,
             request_id: reply.request_id,
+            used: false,
         };
         match self.cache.insert(prefix, entry) {
             Err(_) => {
                 self.counters.cache_full += 1;
                 self.event(Event::CacheFull { prefix });
+                return Ok(());
             }
             Ok(None) => self.event(Event::CacheAdded { prefix, entry }),
-            Ok(Some(_)) => self.event(Event::CacheUpdated { prefix, entry }),
+            Ok(Some(old)) => {
+                if (old.kind, old.tunnel, old.nbma) != (entry.kind, entry.tunnel, entry.nbma) {
+                    self.event(Event::CacheUpdated { prefix, entry });
+                }
+            }
         }
+        let check = Duration::from_secs(u64::from(cie.holding_time)) * 2 / 3;
+        self.shortcut_refresh.insert((now + check, prefix));
+        self.sync_refresh_timer();
         Ok(())
     }
 }

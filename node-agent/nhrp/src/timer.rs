@@ -15,6 +15,8 @@ pub(crate) enum Timer {
     /// The earliest retransmission or give-up of a resolution request (RFC 2332
     /// section 5.2.1).
     Resolution,
+    /// The earliest shortcut refresh check (2/3 of its holding time, as nhrpd).
+    ShortcutRefresh,
 }
 
 /// The deadline of every [`Timer`]; `None` = stopped.
@@ -23,6 +25,7 @@ pub(crate) struct TimerTable {
     registration: Vec<Option<Instant>>,
     cache_expiry: Option<Instant>,
     resolution: Option<Instant>,
+    shortcut_refresh: Option<Instant>,
 }
 
 impl TimerTable {
@@ -32,6 +35,7 @@ impl TimerTable {
             registration: vec![None; nhs],
             cache_expiry: None,
             resolution: None,
+            shortcut_refresh: None,
         }
     }
 
@@ -40,6 +44,7 @@ impl TimerTable {
             Timer::Registration(i) => self.registration.get_mut(i),
             Timer::CacheExpiry => Some(&mut self.cache_expiry),
             Timer::Resolution => Some(&mut self.resolution),
+            Timer::ShortcutRefresh => Some(&mut self.shortcut_refresh),
         }
     }
 
@@ -54,7 +59,7 @@ impl TimerTable {
     pub(crate) fn next(&self) -> Option<Instant> {
         self.registration
             .iter()
-            .chain([&self.cache_expiry, &self.resolution])
+            .chain([&self.cache_expiry, &self.resolution, &self.shortcut_refresh])
             .flatten()
             .min()
             .copied()
@@ -76,6 +81,10 @@ impl TimerTable {
         if self.resolution.is_some_and(|at| at <= now) {
             self.resolution = None;
             due.push(Timer::Resolution);
+        }
+        if self.shortcut_refresh.is_some_and(|at| at <= now) {
+            self.shortcut_refresh = None;
+            due.push(Timer::ShortcutRefresh);
         }
         due
     }

@@ -289,3 +289,62 @@ fn a_spoke_answers_for_its_own_site_prefix() {
     assert_eq!(cie.nbma.address, Address::Ipv4(seed::spoke_nbma(3)));
     assert_eq!(cie.holding_time, 7200);
 }
+
+#[test]
+fn used_shortcuts_are_refreshed_and_idle_ones_expire() {
+    let mut sim = seed::topology(36, Impairments::lossy(5), None);
+    for n in [2u8, 3] {
+        let mut c = seed::spoke_config(n, seed::spoke_nbma(n), None);
+        c.holdtime = 60;
+        sim.restart(usize::from(n) - 1, c, seed::spoke_nbma(n).into());
+    }
+    assert!(sim.run_until(Duration::from_secs(60), converged, check_holdtimes));
+    sim.command(SPOKE2, |s, now| {
+        s.resolve(now, a("192.168.3.5"));
+        s.resolve(now, a("10.1.1.3"));
+    });
+    assert!(sim.run_until(
+        Duration::from_secs(30),
+        |s| shortcut(s, SPOKE2, "192.168.3.5").is_some()
+            && shortcut(s, SPOKE2, "10.1.1.3").is_some(),
+        check_holdtimes
+    ));
+    let installed = sim.now;
+    // The LAN shortcut carries traffic (the dataplane reports it every 5 s); the host one
+    // does not.
+    for _ in 0..60 {
+        sim.command(SPOKE2, |s, _| s.mark_used(a("192.168.3.77")));
+        sim.run_for(Duration::from_secs(5), |sim| {
+            check_holdtimes(sim);
+            assert!(
+                shortcut(sim, SPOKE2, "192.168.3.5").is_some(),
+                "used shortcut lost"
+            );
+        });
+    }
+    let host = Prefix::host(a("10.1.1.3"));
+    let removed: Vec<_> = sim
+        .events
+        .iter()
+        .filter_map(|(at, node, e)| match e {
+            Event::CacheRemoved { prefix, reason, .. } if *node == SPOKE2 => {
+                Some((*at, *prefix, *reason))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!((removed[0].1, removed[0].2), (host, RemoveReason::Expired));
+    assert!(removed[0].0 <= installed + Duration::from_secs(60));
+    assert!(shortcut(&sim, SPOKE2, "10.1.1.3").is_none());
+    // Refreshed roughly every 2/3 of 40-60 s over 300 s.
+    let requests = sim.nodes[SPOKE2]
+        .engine
+        .counters()
+        .sent
+        .get(Operation::ResolutionRequest);
+    assert!(
+        (6..=20).contains(&requests),
+        "{requests} resolution requests"
+    );
+}
