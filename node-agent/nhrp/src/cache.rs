@@ -104,14 +104,16 @@ impl Cache {
     /// [`CacheFull`] when the entry is dynamic, `prefix` holds no dynamic entry yet and the
     /// cache holds its limit of dynamic entries; the cache is then unchanged.
     pub fn insert(&mut self, prefix: Prefix, entry: Entry) -> Result<Option<Entry>, CacheFull> {
-        let replaces_dynamic = self
-            .table
-            .get(&prefix)
-            .is_some_and(|old| old.kind.is_dynamic());
+        // One lookup on the common path; the rare refusal undoes the insertion.
+        let old = self.table.insert(prefix, entry);
+        let replaces_dynamic = old.is_some_and(|old| old.kind.is_dynamic());
         if entry.kind.is_dynamic() && !replaces_dynamic && self.dynamic >= self.limit {
+            match old {
+                Some(old) => self.table.insert(prefix, old),
+                None => self.table.remove(&prefix),
+            };
             return Err(CacheFull { limit: self.limit });
         }
-        let old = self.table.insert(prefix, entry);
         if let Some(old) = &old {
             self.forget(prefix, old);
         }
