@@ -18,7 +18,10 @@
 //! let anyone hijack a tunnel address. This is Cisco IOS's behaviour. A spoke that restarts
 //! behind a new NBMA address with unique registrations is therefore refused until its old
 //! entry's holding time runs out, retrying with backoff meanwhile; with `unique = false`
-//! (Cisco `ip nhrp registration no-unique`) the NHS replaces the entry at once.
+//! (Cisco `ip nhrp registration no-unique`) the NHS replaces the entry at once. A spoke
+//! that keeps running while its address changes ([`Engine::set_nbma_address`]) knows the
+//! request ID of its registration and purges it first ([`crate::purge`]), so the NHS
+//! accepts the new address at once.
 
 use core::net::IpAddr;
 use core::time::Duration;
