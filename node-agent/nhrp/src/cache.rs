@@ -3,7 +3,7 @@
 //! dataplane; bounded size for the dynamic entries.
 
 use core::net::IpAddr;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use crate::prefix::{Prefix, PrefixTable};
@@ -85,6 +85,8 @@ pub struct Cache {
     expiry: BTreeSet<(Instant, Prefix)>,
     limit: usize,
     dynamic: usize,
+    /// The number of registered entries of each owner (tunnel address).
+    registered: BTreeMap<IpAddr, usize>,
 }
 
 impl Cache {
@@ -95,6 +97,7 @@ impl Cache {
             expiry: BTreeSet::new(),
             limit,
             dynamic: 0,
+            registered: BTreeMap::new(),
         }
     }
 
@@ -120,6 +123,9 @@ impl Cache {
         if entry.kind.is_dynamic() {
             self.dynamic += 1;
         }
+        if entry.kind == EntryType::Registered {
+            *self.registered.entry(entry.tunnel).or_default() += 1;
+        }
         if let Some(at) = entry.expires {
             self.expiry.insert((at, prefix));
         }
@@ -129,6 +135,14 @@ impl Cache {
     fn forget(&mut self, prefix: Prefix, old: &Entry) {
         if old.kind.is_dynamic() {
             self.dynamic -= 1;
+        }
+        if old.kind == EntryType::Registered
+            && let Some(n) = self.registered.get_mut(&old.tunnel)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.registered.remove(&old.tunnel);
+            }
         }
         if let Some(at) = old.expires {
             self.expiry.remove(&(at, prefix));
@@ -198,6 +212,11 @@ impl Cache {
         self.table.is_empty()
     }
 
+    /// The number of registered entries whose owner is `tunnel`.
+    pub fn registered_by(&self, tunnel: IpAddr) -> usize {
+        self.registered.get(&tunnel).copied().unwrap_or(0)
+    }
+
     /// The number of dynamic entries.
     pub fn dynamic_len(&self) -> usize {
         self.dynamic
@@ -262,6 +281,7 @@ mod tests {
         assert_eq!(gone[0].0, host("10.1.1.2"));
         assert_eq!(c.len(), 1);
         assert_eq!(c.dynamic_len(), 0);
+        assert_eq!(c.registered_by("10.1.1.2".parse().unwrap()), 0);
         assert_eq!(c.next_expiry(), None);
     }
 

@@ -14,6 +14,9 @@ pub const DEFAULT_HOLDTIME: u16 = 7200;
 pub const MAX_PASSWORD_LEN: usize = 8;
 /// The default bound on dynamic cache entries (registered, shortcut, incomplete).
 pub const DEFAULT_CACHE_LIMIT: usize = 100_000;
+/// The default bound on the entries one peer may register (its tunnel address and site
+/// prefixes), so that one peer cannot fill the cache.
+pub const DEFAULT_MAX_REGISTRATIONS_PER_PEER: usize = 64;
 
 /// Whether this router is a Next Hop Server (hub) or only a client (spoke).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -95,6 +98,9 @@ pub struct Config {
     pub shortcut: bool,
     /// The most dynamic cache entries kept; more are refused and counted.
     pub cache_limit: usize,
+    /// The most entries one peer may register at this NHS; more are refused with CIE code 5
+    /// and counted.
+    pub max_registrations_per_peer: usize,
     /// The MTU advertised in CIEs; 0 = unspecified (nhrpd sends 0 for 1500 and above).
     pub mtu: u16,
 }
@@ -123,8 +129,8 @@ pub enum ConfigError {
     /// An advertised prefix that overlaps the tunnel subnet.
     #[error("advertised prefix {0} overlaps the tunnel subnet")]
     PrefixInTunnelSubnet(Prefix),
-    /// The cache limit is zero.
-    #[error("the cache limit must be at least 1")]
+    /// The cache limit or the per-peer registration limit is zero.
+    #[error("the cache limit and the per-peer registration limit must be at least 1")]
     ZeroCacheLimit,
 }
 
@@ -146,6 +152,7 @@ impl Config {
             redirect: false,
             shortcut: false,
             cache_limit: DEFAULT_CACHE_LIMIT,
+            max_registrations_per_peer: DEFAULT_MAX_REGISTRATIONS_PER_PEER,
             mtu: 0,
         }
     }
@@ -172,7 +179,7 @@ impl Config {
         if self.holdtime == 0 {
             return Err(ConfigError::ZeroHoldtime);
         }
-        if self.cache_limit == 0 {
+        if self.cache_limit == 0 || self.max_registrations_per_peer == 0 {
             return Err(ConfigError::ZeroCacheLimit);
         }
         if self.role == Role::Spoke && self.nhs.is_empty() {

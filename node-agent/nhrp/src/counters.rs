@@ -46,6 +46,8 @@ pub struct Counters {
     pub registrations_refused: u64,
     /// Cache insertions refused because the cache was full.
     pub cache_full: u64,
+    /// Registrations refused because their peer holds `max_registrations_per_peer` entries.
+    pub peer_quota_exceeded: u64,
     /// Traffic Indications not sent because of the per-pair rate limit.
     pub redirects_suppressed: u64,
     /// Error Indications not sent because of [`crate::ERROR_INDICATIONS_PER_SECOND`].

@@ -435,6 +435,12 @@ impl Engine {
             return CieCode::AdministrativelyProhibited;
         }
         let old = self.cache.get(&prefix).copied();
+        let owned = old.is_some_and(|o| o.kind == EntryType::Registered && o.tunnel == peer.tunnel);
+        if !owned && self.cache.registered_by(peer.tunnel) >= self.config.max_registrations_per_peer
+        {
+            self.counters.peer_quota_exceeded += 1;
+            return CieCode::InsufficientResources;
+        }
         let mut created = now;
         if let Some(old) = old {
             match old.kind {

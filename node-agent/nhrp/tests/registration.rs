@@ -468,3 +468,38 @@ fn hostile_input_never_panics() {
         .sum();
     assert!(dropped > fed / 2, "{dropped} of {fed}");
 }
+
+#[test]
+fn one_peer_cannot_register_more_than_its_quota() {
+    let mut sim = Sim::new(13, Impairments::perfect());
+    let mut hub = seed::hub(None);
+    hub.max_registrations_per_peer = 2;
+    sim.add("hub", hub, seed::HUB_NBMA.into());
+    let mut greedy = seed::spoke_config(2, seed::spoke_nbma(2), None);
+    for n in [20u8, 21] {
+        greedy.advertised_prefixes.push(seed::lan(n));
+    }
+    sim.add("spoke2", greedy, seed::spoke_nbma(2).into());
+    sim.add(
+        "spoke3",
+        seed::spoke_config(3, seed::spoke_nbma(3), None),
+        seed::spoke_nbma(3).into(),
+    );
+    sim.run_for(Duration::from_secs(5), check_holdtimes);
+    assert_eq!(
+        sim.nodes[SPOKE2].engine.show_nhs(sim.now)[0].codes,
+        vec![0, 0, 5, 5]
+    );
+    assert_eq!(
+        sim.nodes[SPOKE3].engine.show_nhs(sim.now)[0].codes,
+        vec![0, 0]
+    );
+    let hub = &sim.nodes[HUB].engine;
+    assert_eq!(hub.cache().registered_by(seed::spoke(2).into()), 2);
+    assert_eq!(hub.counters().peer_quota_exceeded, 2);
+    // Refreshing what it holds is not growth.
+    sim.run_for(Duration::from_secs(2400), check_holdtimes);
+    let hub = &sim.nodes[HUB].engine;
+    assert_eq!(hub.counters().peer_quota_exceeded, 4);
+    assert_eq!(hub_registered(&sim), 4);
+}
