@@ -8,6 +8,7 @@
 //!   an NHS removes a registered entry only for a purge from the entry's owner (source
 //!   protocol address) naming the request ID of the registration that set it, which an
 //!   off-path attacker cannot guess (the first ID is random, see [`Engine::new`]).
+//! - A router that stops ([`Engine::shutdown`]) purges its registrations the same way.
 //! - A router that receives a purge for a shortcut drops the shortcut when the purge comes
 //!   from one of its NHSs or from the shortcut's own NBMA address.
 //!
@@ -71,6 +72,32 @@ impl Engine {
                 last_request_id: st.exchange.request_id(),
             };
             self.timers.set(Timer::Registration(i), Some(now));
+        }
+    }
+
+    /// Withdraws this router from the network before it stops: purges its registrations at
+    /// every NHS that accepted one and stops registering (RFC 2332 section 5.2.5: a client
+    /// purges the bindings it no longer wants served). Drain [`Engine::poll_transmit`]
+    /// afterwards.
+    pub fn shutdown(&mut self, now: Instant) {
+        for i in 0..self.nhs.len() {
+            self.timers.set(Timer::Registration(i), None);
+            let st = &mut self.nhs[i];
+            let registered = st.registered_id.take();
+            st.purge = None;
+            st.exchange = Exchange::Idle {
+                last_request_id: st.exchange.request_id(),
+            };
+            if st.up {
+                st.up = false;
+                st.since = now;
+                let (nhs, nbma) = (st.config.tunnel, st.config.nbma);
+                self.event(Event::NhsDown { nhs, nbma });
+            }
+            if let Some(id) = registered {
+                let own = self.config.nbma_address;
+                self.send_registration_purge(i, id, own);
+            }
         }
     }
 

@@ -228,3 +228,25 @@ fn the_hub_purges_shortcuts_to_a_spoke_that_moved() {
     sim.run_for(Duration::from_secs(1), check_holdtimes);
     assert_eq!(shortcut_nbma(&sim), Some(moved.into()));
 }
+
+#[test]
+fn a_spoke_that_shuts_down_is_withdrawn_at_once() {
+    let mut sim = seed::topology(55, Impairments::perfect(), Some(b"s3cr3t"));
+    assert!(sim.run_until(Duration::from_secs(5), converged, check_holdtimes));
+    sim.command(2, |e, now| e.shutdown(now));
+    sim.run_for(Duration::from_millis(10), check_holdtimes);
+    sim.stop(2);
+    let hub = &sim.nodes[HUB].engine;
+    assert_eq!(nbma_at_hub(&sim, "10.1.1.3"), None);
+    assert_eq!(nbma_at_hub(&sim, "192.168.3.1"), None);
+    assert_eq!(
+        hub.multicast_peers(),
+        vec![IpAddr::from(seed::spoke_nbma(2))]
+    );
+    assert!(
+        sim.events
+            .iter()
+            .any(|(_, node, e)| *node == 2 && matches!(e, Event::NhsDown { .. }))
+    );
+    assert_eq!(sim.nodes[2].engine.poll_timeout(), None);
+}
