@@ -1,0 +1,137 @@
+//! Hub throughput on one core: registration requests (new and refresh) and resolution
+//! requests per second, each including parse, authentication, cache work, reply emission
+//! and draining the engine's queues; and the memory a registered spoke costs (RSS growth
+//! over 20,000 spokes, read from /proc/self/statm, printed once).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use dmvpn_nhrp::{Config, Engine, NhsConfig, Password, Prefix, Role, SplitMix64};
+
+const SPOKES: u32 = 20_000;
+const HUB: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
+const HUB_NBMA: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 1);
+
+fn offset(base: Ipv4Addr, by: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(base) + by)
+}
+
+fn password() -> Option<Password> {
+    Some(Password::new(b"bench").unwrap())
+}
+
+fn hub(now: Instant) -> Engine {
+    let mut c = Config::new(Role::Hub, HUB.into(), 16, HUB_NBMA.into());
+    c.password = password();
+    c.redirect = true;
+    Engine::new(c, Box::new(SplitMix64(1)), now).unwrap()
+}
+
+fn spoke(k: u32, now: Instant) -> Engine {
+    let mut c = Config::new(
+        Role::Spoke,
+        offset(HUB, k).into(),
+        16,
+        offset(HUB_NBMA, k).into(),
+    );
+    c.password = password();
+    c.nhs.push(NhsConfig {
+        tunnel: HUB.into(),
+        nbma: HUB_NBMA.into(),
+        priority: 0,
+    });
+    let lan = offset(Ipv4Addr::new(10, 128, 0, 0), k * 256);
+    c.advertised_prefixes
+        .push(Prefix::new(lan.into(), 24).unwrap());
+    Engine::new(c, Box::new(SplitMix64(u64::from(k))), now).unwrap()
+}
+
+/// (source NBMA, registration request, resolution request) of each spoke.
+fn packets(now: Instant) -> Vec<(IpAddr, Vec<u8>, Vec<u8>)> {
+    (1..=SPOKES)
+        .map(|k| {
+            let mut s = spoke(k, now);
+            s.handle_timeout(now);
+            let reg = s.poll_transmit().unwrap().payload;
+            let peer = 1 + (k * 7919) % SPOKES;
+            let target = offset(Ipv4Addr::new(10, 128, 0, 0), peer * 256 + 5);
+            s.resolve(now, target.into());
+            let res = s.poll_transmit().unwrap().payload;
+            (offset(HUB_NBMA, k).into(), reg, res)
+        })
+        .collect()
+}
+
+fn feed(hub: &mut Engine, now: Instant, from: IpAddr, bytes: &[u8]) {
+    hub.handle_packet(now, from, bytes);
+    while let Some(t) = hub.poll_transmit() {
+        black_box(t);
+    }
+    while let Some(e) = hub.poll_event() {
+        black_box(e);
+    }
+}
+
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn bench(c: &mut Criterion) {
+    let now = Instant::now();
+    let packets = packets(now);
+
+    // Memory per registered spoke (two cache entries each: tunnel address and LAN).
+    let before = rss_bytes();
+    let mut loaded = hub(now);
+    for (from, reg, _) in &packets {
+        feed(&mut loaded, now, *from, reg);
+    }
+    if let (Some(b), Some(a)) = (before, rss_bytes()) {
+        println!(
+            "hub memory: {} registered spokes ({} cache entries), RSS +{} KiB = {} bytes per spoke",
+            SPOKES,
+            loaded.cache().len(),
+            a.saturating_sub(b) / 1024,
+            a.saturating_sub(b) / u64::from(SPOKES)
+        );
+    }
+
+    let mut g = c.benchmark_group("hub");
+    g.throughput(Throughput::Elements(u64::from(SPOKES)));
+    g.sample_size(10);
+    g.bench_function("registration_new", |b| {
+        b.iter_batched(
+            || hub(now),
+            |mut h| {
+                for (from, reg, _) in &packets {
+                    feed(&mut h, now, *from, reg);
+                }
+                h
+            },
+            BatchSize::LargeInput,
+        );
+    });
+    g.bench_function("registration_refresh", |b| {
+        b.iter(|| {
+            for (from, reg, _) in &packets {
+                feed(&mut loaded, now, *from, reg);
+            }
+        });
+    });
+    g.bench_function("resolution", |b| {
+        b.iter(|| {
+            for (from, _, res) in &packets {
+                feed(&mut loaded, now, *from, res);
+            }
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,224 @@
+//! IP prefixes (the address plus prefix length of an RFC 2332 section 5.2.0.1 CIE) and a
+//! longest-prefix-match table over them.
+
+use core::fmt;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::collections::BTreeMap;
+
+/// An IPv4 or IPv6 prefix whose host bits are zero: `192.168.2.0/24`, `10.1.1.2/32`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct Prefix {
+    addr: IpAddr,
+    len: u8,
+}
+
+/// A prefix length longer than its family's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("prefix length {0} is longer than the address")]
+pub struct PrefixLenError(pub u8);
+
+/// The number of bits of an address of `addr`'s family: 32 or 128.
+pub const fn host_len(addr: IpAddr) -> u8 {
+    match addr {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    }
+}
+
+fn mask(addr: IpAddr, len: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let bits = u32::from(a);
+            let m = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            IpAddr::V4(Ipv4Addr::from(bits & m))
+        }
+        IpAddr::V6(a) => {
+            let bits = u128::from(a);
+            let m = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(bits & m))
+        }
+    }
+}
+
+impl Prefix {
+    /// The prefix of length `len` that contains `addr` (host bits are cleared).
+    ///
+    /// # Errors
+    /// [`PrefixLenError`] when `len` exceeds 32 (IPv4) or 128 (IPv6).
+    pub fn new(addr: IpAddr, len: u8) -> Result<Self, PrefixLenError> {
+        if len > host_len(addr) {
+            return Err(PrefixLenError(len));
+        }
+        Ok(Prefix {
+            addr: mask(addr, len),
+            len,
+        })
+    }
+
+    /// The host prefix (/32 or /128) of `addr`.
+    pub fn host(addr: IpAddr) -> Self {
+        Prefix {
+            addr,
+            len: host_len(addr),
+        }
+    }
+
+    /// The network address (host bits zero).
+    pub const fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
+    /// The prefix length.
+    pub const fn prefix_len(&self) -> u8 {
+        self.len
+    }
+
+    /// Whether this is a host prefix (/32 or /128).
+    pub const fn is_host(&self) -> bool {
+        self.len == host_len(self.addr)
+    }
+
+    /// Whether `addr` lies inside the prefix.
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        addr.is_ipv4() == self.addr.is_ipv4() && mask(addr, self.len) == self.addr
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// A map from prefixes to values with longest-prefix-match lookup.
+///
+/// Ordered (a `BTreeMap`), so iteration and therefore everything derived from it is
+/// deterministic. A lookup probes each prefix length in use, longest first.
+#[derive(Debug, Clone)]
+pub struct PrefixTable<T> {
+    map: BTreeMap<Prefix, T>,
+    /// How many prefixes of each length (index = length) each family holds: `[v4, v6]`.
+    lens: [[u32; 129]; 2],
+}
+
+impl<T> Default for PrefixTable<T> {
+    fn default() -> Self {
+        PrefixTable {
+            map: BTreeMap::new(),
+            lens: [[0; 129]; 2],
+        }
+    }
+}
+
+fn family(addr: IpAddr) -> usize {
+    usize::from(addr.is_ipv6())
+}
+
+impl<T> PrefixTable<T> {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Inserts or replaces the value of `prefix` and returns the old value.
+    pub fn insert(&mut self, prefix: Prefix, value: T) -> Option<T> {
+        let old = self.map.insert(prefix, value);
+        if old.is_none() {
+            self.lens[family(prefix.addr)][usize::from(prefix.len)] += 1;
+        }
+        old
+    }
+
+    /// Removes `prefix` and returns its value.
+    pub fn remove(&mut self, prefix: &Prefix) -> Option<T> {
+        let old = self.map.remove(prefix);
+        if old.is_some() {
+            self.lens[family(prefix.addr)][usize::from(prefix.len)] -= 1;
+        }
+        old
+    }
+
+    /// The value of exactly `prefix`.
+    pub fn get(&self, prefix: &Prefix) -> Option<&T> {
+        self.map.get(prefix)
+    }
+
+    /// The value of exactly `prefix`, mutably.
+    pub fn get_mut(&mut self, prefix: &Prefix) -> Option<&mut T> {
+        self.map.get_mut(prefix)
+    }
+
+    /// The longest prefix that contains `addr`, with its value.
+    pub fn longest_match(&self, addr: IpAddr) -> Option<(Prefix, &T)> {
+        let lens = &self.lens[family(addr)];
+        (0..=host_len(addr)).rev().find_map(|len| {
+            if lens[usize::from(len)] == 0 {
+                return None;
+            }
+            let p = Prefix {
+                addr: mask(addr, len),
+                len,
+            };
+            self.map.get(&p).map(|v| (p, v))
+        })
+    }
+
+    /// The number of prefixes.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The prefixes and values, in prefix order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Prefix, &T)> {
+        self.map.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str, len: u8) -> Prefix {
+        Prefix::new(s.parse().unwrap(), len).unwrap()
+    }
+
+    #[test]
+    fn masks_host_bits() {
+        assert_eq!(
+            p("192.168.2.77", 24).addr(),
+            "192.168.2.0".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            p("10.0.0.1", 0).addr(),
+            "0.0.0.0".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(p("fd00::1:2", 112).to_string(), "fd00::1:0/112");
+        assert!(Prefix::new("10.0.0.1".parse().unwrap(), 33).is_err());
+        assert!(p("10.1.1.2", 32).is_host());
+    }
+
+    #[test]
+    fn longest_match_wins() {
+        let mut t = PrefixTable::new();
+        t.insert(p("0.0.0.0", 0), "default");
+        t.insert(p("192.168.0.0", 16), "16");
+        t.insert(p("192.168.2.0", 24), "24");
+        t.insert(p("fd00::", 8), "v6");
+        fn hit(t: &PrefixTable<&'static str>, s: &str) -> Option<&'static str> {
+            t.longest_match(s.parse().unwrap()).map(|(_, v)| *v)
+        }
+        assert_eq!(hit(&t, "192.168.2.9"), Some("24"));
+        assert_eq!(hit(&t, "192.168.3.9"), Some("16"));
+        assert_eq!(hit(&t, "10.0.0.1"), Some("default"));
+        assert_eq!(hit(&t, "fd12::1"), Some("v6"));
+        assert_eq!(hit(&t, "fe80::1"), None);
+        assert_eq!(t.remove(&p("192.168.2.0", 24)), Some("24"));
+        assert_eq!(hit(&t, "192.168.2.9"), Some("16"));
+        assert_eq!(t.len(), 3);
+    }
+}

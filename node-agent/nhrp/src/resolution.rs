@@ -1,0 +1,462 @@
+//! Resolution (RFC 2332 sections 5.2.1 and 5.2.2): a client asks its NHS for the NBMA
+//! address of a protocol address; whoever is authoritative for it answers.
+//!
+//! This milestone answers from the cache: a router answers for its own tunnel address and
+//! site prefixes (local entries), and an NHS answers for what its clients registered, with
+//! the registered prefix (a subnet, not only a /32) and the client's NBMA address. Requests
+//! it cannot answer get CIE code 12 "no binding exists"; forwarding along routes to another
+//! NHS is not implemented yet.
+//!
+//! Packets are FRR nhrpd's (`nhrp_shortcut.c`, `nhrp_peer.c`): requests with hop count 64,
+//! flags Q|A|S|NAT (0xC802), one CIE with prefix length 0xFF (32 without unique) and no
+//! addresses, extensions Forward Transit, Reverse Transit, Responder Address (empty), the
+//! Cisco NAT extension (empty, or our post-NAT address), authentication, End; replies with
+//! the request's Q and S plus D|A, one CIE naming the owner, our Responder Address, the
+//! owner's post-NAT address in the NAT extension when it is NATed.
+//!
+//! The requester installs a shortcut for the reply's prefix, reaching the owner at the NAT
+//! extension's address for it if any, else at the CIE's. At 2/3 of its holding time a
+//! shortcut that the dataplane reported used ([`Engine::mark_used`]) is resolved again; an
+//! idle one expires at its holding time and its route is withdrawn
+//! ([`crate::Event::CacheRemoved`]), as nhrpd does.
+
+use core::net::IpAddr;
+use core::time::Duration;
+use std::time::Instant;
+
+use dmvpn_wire::Seq;
+use dmvpn_wire::nhrp::{
+    Address, Cie, CieCode, Extension, ExtensionBody, ExtensionType, Message, NbmaAddress,
+    Operation, Repr, Resolution, ResolutionFlags,
+};
+
+use crate::cache::{Entry, EntryType};
+use crate::engine::{Engine, Event, HOP_COUNT_DEFAULT, encode};
+use crate::error::DropReason;
+use crate::prefix::{Prefix, host_len};
+use crate::registration::{PREFIX_LEN_UNIQUE, family, protocol};
+use crate::timer::Timer;
+
+/// The first retransmission timeout of a resolution request (nhrpd: 1 s, doubling).
+pub const RESOLUTION_RETRY_INITIAL: Duration = Duration::from_secs(1);
+/// Requests sent for one resolution before it is given up (1 + 2 + 4 s of waiting, then
+/// 8 s for the last: nhrpd retries up to 7 s).
+pub const RESOLUTION_TRIES: u32 = 4;
+
+/// A resolution in flight (Cisco's "incomplete" entry).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PendingResolution {
+    /// The protocol address being resolved.
+    pub(crate) target: IpAddr,
+    /// The index of the NHS asked.
+    pub(crate) nhs: usize,
+    /// When the resolution started.
+    pub(crate) started: Instant,
+    /// When to retransmit or give up.
+    pub(crate) deadline: Instant,
+    /// Requests sent so far.
+    pub(crate) tries: u32,
+}
+
+/// Who is authoritative for a target, as found in the cache.
+#[derive(Debug, Clone, Copy)]
+struct Binding {
+    prefix: Prefix,
+    owner: IpAddr,
+    claimed_nbma: IpAddr,
+    nbma: IpAddr,
+    holding_time: u16,
+    /// Learned from the owner's registration (not one of our own prefixes).
+    registered: bool,
+}
+
+impl Engine {
+    /// Starts resolving `addr` through the preferred NHS (`resolve` command, and what a
+    /// Traffic Indication triggers). Does nothing when a live shortcut, registration or
+    /// local entry already covers `addr`, a resolution for it is in flight, or there is no
+    /// NHS: this is the rate limit of resolutions.
+    pub fn resolve(&mut self, now: Instant, addr: IpAddr) {
+        if addr.is_ipv4() != self.config.tunnel_address.is_ipv4() {
+            return;
+        }
+        let covered = self.cache.lookup(addr).is_some_and(|(p, e)| {
+            matches!(
+                e.kind,
+                EntryType::Shortcut | EntryType::Local | EntryType::Static
+            ) || (e.kind == EntryType::Registered && p.prefix_len() > 0)
+        });
+        if !covered {
+            self.start_resolution(now, addr);
+        }
+    }
+
+    /// The dataplane sent traffic through the shortcut covering `addr`: it will be
+    /// refreshed before it expires (nhrpd renews only used shortcuts).
+    pub fn mark_used(&mut self, addr: IpAddr) {
+        if let Some((prefix, e)) = self.cache.lookup(addr)
+            && e.kind == EntryType::Shortcut
+        {
+            self.cache.mark_used(&prefix);
+        }
+    }
+
+    /// Sends a resolution request for `addr` unless one is in flight.
+    fn start_resolution(&mut self, now: Instant, addr: IpAddr) {
+        if self.resolutions.values().any(|r| r.target == addr) {
+            return;
+        }
+        let Some(nhs) = self.preferred_nhs() else {
+            return;
+        };
+        if self.resolutions.len() >= self.config.cache_limit {
+            self.counters.resolutions_refused += 1;
+            return;
+        }
+        let id = self.request_id();
+        self.resolutions.insert(
+            id,
+            PendingResolution {
+                target: addr,
+                nhs,
+                started: now,
+                deadline: now + RESOLUTION_RETRY_INITIAL,
+                tries: 1,
+            },
+        );
+        self.send_resolution_request(id);
+        self.sync_resolution_timer();
+    }
+
+    /// The NHS to ask: the most preferred (lowest priority value) that is up, else the most
+    /// preferred configured.
+    fn preferred_nhs(&self) -> Option<usize> {
+        let best = |up_only: bool| {
+            self.nhs
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.up || !up_only)
+                .min_by_key(|(i, s)| (s.config.priority, *i))
+                .map(|(i, _)| i)
+        };
+        best(true).or_else(|| best(false))
+    }
+
+    /// The shortcut refresh timer: each shortcut due (at 2/3 of its holding time) is
+    /// resolved again if it was used since it was installed or refreshed; an unused one is
+    /// left to expire, which withdraws its route.
+    pub(crate) fn shortcut_refresh_timer(&mut self, now: Instant) {
+        while let Some(&(at, prefix)) = self.shortcut_refresh.first() {
+            if at > now {
+                break;
+            }
+            self.shortcut_refresh.remove(&(at, prefix));
+            let used = self
+                .cache
+                .get(&prefix)
+                .is_some_and(|e| e.kind == EntryType::Shortcut && e.used);
+            if used {
+                self.start_resolution(now, prefix.addr());
+            }
+        }
+        self.sync_refresh_timer();
+    }
+
+    fn sync_refresh_timer(&mut self) {
+        let next = self.shortcut_refresh.first().map(|(at, _)| *at);
+        self.timers.set(Timer::ShortcutRefresh, next);
+    }
+
+    pub(crate) fn sync_resolution_timer(&mut self) {
+        let next = self.resolutions.values().map(|r| r.deadline).min();
+        self.timers.set(Timer::Resolution, next);
+    }
+
+    /// The resolution timer: retransmits the requests that are due with doubled timeout,
+    /// and gives up those that used their [`RESOLUTION_TRIES`].
+    pub(crate) fn resolution_timer(&mut self, now: Instant) {
+        let due: Vec<u32> = self
+            .resolutions
+            .iter()
+            .filter(|(_, r)| r.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let Some(r) = self.resolutions.get_mut(&id) else {
+                continue;
+            };
+            if r.tries >= RESOLUTION_TRIES {
+                let target = r.target;
+                self.resolutions.remove(&id);
+                self.event(Event::ResolutionFailed { target, code: None });
+                continue;
+            }
+            r.deadline = now + RESOLUTION_RETRY_INITIAL * (1 << r.tries);
+            r.tries += 1;
+            self.send_resolution_request(id);
+        }
+        self.sync_resolution_timer();
+    }
+
+    fn send_resolution_request(&mut self, id: u32) {
+        let Some(r) = self.resolutions.get(&id) else {
+            return;
+        };
+        let Some(st) = self.nhs.get(r.nhs) else {
+            return;
+        };
+        let cfg = &self.config;
+        let me = cfg.tunnel_address;
+        let first_len = if cfg.unique {
+            PREFIX_LEN_UNIQUE
+        } else {
+            host_len(me)
+        };
+        let cies = [Cie::request(first_len, cfg.mtu, cfg.holdtime)];
+        let own_nat = st.nat_nbma.map(|nat| Cie::host(nat, me, cfg.mtu, 0));
+        let nat: &[Cie<'_>] = own_nat.as_slice();
+        let mut exts = vec![
+            Extension::new(ExtensionBody::ForwardTransit(Seq::empty())),
+            Extension::new(ExtensionBody::ReverseTransit(Seq::empty())),
+            Extension::new(ExtensionBody::ResponderAddress(Seq::empty())),
+            Extension::new(ExtensionBody::NatAddress(Seq::Items(nat))),
+        ];
+        if let Some(pw) = &cfg.password {
+            exts.push(Extension::cleartext_password(pw.expose()));
+        }
+        let repr = Repr {
+            afn: family(cfg.nbma_address),
+            protocol_type: protocol(me),
+            protocol_snap: [0; 5],
+            hop_count: HOP_COUNT_DEFAULT,
+            message: Message::ResolutionRequest(Resolution {
+                flags: ResolutionFlags::ROUTER
+                    | ResolutionFlags::AUTHORITATIVE
+                    | ResolutionFlags::SOURCE_STABLE
+                    | ResolutionFlags::NAT,
+                request_id: id,
+                src_nbma: NbmaAddress::from(Address::from(cfg.nbma_address)),
+                src_nbma_sub: NbmaAddress::NONE,
+                src_proto: Address::from(me),
+                dst_proto: Address::from(r.target),
+                cies: Seq::Items(&cies),
+            }),
+            extensions: Some(Seq::Items(&exts)),
+        };
+        let payload = encode(&repr);
+        let dst = st.config.nbma;
+        self.transmit(dst, Operation::ResolutionRequest, payload);
+    }
+
+    /// Who is authoritative for `target` here: ourselves for local entries, a client for
+    /// what it registered with us.
+    fn binding(&self, now: Instant, target: IpAddr) -> Option<Binding> {
+        let (prefix, e) = self.cache.lookup(target)?;
+        match e.kind {
+            EntryType::Local => Some(Binding {
+                prefix,
+                owner: self.config.tunnel_address,
+                claimed_nbma: self.config.nbma_address,
+                nbma: self
+                    .nhs
+                    .iter()
+                    .find_map(|s| s.nat_nbma)
+                    .unwrap_or(self.config.nbma_address),
+                holding_time: self.config.holdtime,
+                registered: false,
+            }),
+            EntryType::Registered => {
+                let left = e.expires?.checked_duration_since(now)?.as_secs();
+                Some(Binding {
+                    prefix,
+                    owner: e.tunnel,
+                    claimed_nbma: e.claimed_nbma,
+                    nbma: e.nbma,
+                    holding_time: u16::try_from(left).unwrap_or(u16::MAX).min(e.holdtime),
+                    registered: true,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// A resolution request: answers it from the cache, to the NBMA address it came from.
+    pub(crate) fn serve_resolution(
+        &mut self,
+        now: Instant,
+        from: IpAddr,
+        repr: &Repr<'_>,
+        req: &Resolution<'_>,
+    ) -> Result<(), DropReason> {
+        let target = self
+            .tunnel_ip(req.dst_proto)
+            .ok_or(DropReason::WrongAddressFamily)?;
+        self.tunnel_ip(req.src_proto)
+            .ok_or(DropReason::WrongAddressFamily)?;
+        let request_cie = req.cies.first().ok_or(DropReason::MissingCie)?;
+        let binding = self.binding(now, target);
+        if let Some(b) = binding.filter(|b| b.registered) {
+            self.remember_shortcut(b.prefix, from);
+        }
+        let cfg = &self.config;
+        let answer = match binding {
+            Some(b) => Cie {
+                code: CieCode::Success,
+                prefix_len: b.prefix.prefix_len(),
+                mtu: cfg.mtu,
+                holding_time: b.holding_time,
+                nbma: NbmaAddress::from(Address::from(b.claimed_nbma)),
+                nbma_sub: NbmaAddress::NONE,
+                proto: Address::from(b.owner),
+                preference: 0,
+            },
+            None => Cie {
+                code: CieCode::NoBindingExists,
+                ..request_cie
+            },
+        };
+        let cies = [answer];
+        let responder = [Cie::host(
+            cfg.nbma_address,
+            cfg.tunnel_address,
+            cfg.mtu,
+            cfg.holdtime,
+        )];
+        let owner_nat = binding
+            .filter(|b| b.nbma != b.claimed_nbma)
+            .map(|b| Cie::host(b.nbma, b.owner, cfg.mtu, 0));
+        let nat: &[Cie<'_>] = owner_nat.as_slice();
+        let own_password = cfg.password.as_ref().map(|p| p.expose());
+        let exts: Option<Vec<Extension<'_>>> = repr.extensions.map(|exts| {
+            exts.iter()
+                .map(|ext| match ext.body {
+                    ExtensionBody::ResponderAddress(_) => Extension {
+                        body: ExtensionBody::ResponderAddress(Seq::Items(&responder)),
+                        ..ext
+                    },
+                    ExtensionBody::NatAddress(_) => Extension {
+                        body: ExtensionBody::NatAddress(Seq::Items(nat)),
+                        ..ext
+                    },
+                    // Regenerated hop by hop; equal to the request's once it is checked.
+                    ExtensionBody::Authentication { .. } => {
+                        own_password.map_or(ext, Extension::cleartext_password)
+                    }
+                    _ => ext,
+                })
+                .collect()
+        });
+        let keep = req.flags.0 & (ResolutionFlags::ROUTER.0 | ResolutionFlags::SOURCE_STABLE.0);
+        let flags = ResolutionFlags(keep)
+            | ResolutionFlags::DESTINATION_STABLE
+            | ResolutionFlags::AUTHORITATIVE;
+        let reply = Repr {
+            hop_count: HOP_COUNT_DEFAULT,
+            message: Message::ResolutionReply(Resolution {
+                flags,
+                cies: Seq::Items(&cies),
+                ..*req
+            }),
+            extensions: exts.as_deref().map(Seq::Items),
+            ..*repr
+        };
+        let payload = encode(&reply);
+        self.transmit(from, Operation::ResolutionReply, payload);
+        Ok(())
+    }
+
+    /// A resolution reply at the requester: installs the shortcut it names.
+    pub(crate) fn resolution_reply(
+        &mut self,
+        now: Instant,
+        from: IpAddr,
+        repr: &Repr<'_>,
+        reply: &Resolution<'_>,
+    ) -> Result<(), DropReason> {
+        let pending = *self
+            .resolutions
+            .get(&reply.request_id)
+            .ok_or(DropReason::UnknownRequestId)?;
+        let cie = reply.cies.first().ok_or(DropReason::MissingCie)?;
+        let target = pending.target;
+        if cie.code != CieCode::Success || cie.holding_time == 0 {
+            if self.nhs.get(pending.nhs).map(|s| s.config.nbma) != Some(from) {
+                return Err(DropReason::UnexpectedResponder);
+            }
+            self.resolutions.remove(&reply.request_id);
+            self.sync_resolution_timer();
+            self.event(Event::ResolutionFailed {
+                target,
+                code: Some(cie.code),
+            });
+            return Ok(());
+        }
+        let owner = self
+            .tunnel_ip(cie.proto)
+            .ok_or(DropReason::WrongAddressFamily)?;
+        let claimed = self
+            .nbma_ip(cie.nbma)
+            .ok_or(DropReason::WrongAddressFamily)?;
+        let nbma = repr
+            .find_extension(ExtensionType::NatAddress)
+            .and_then(|e| e.cies())
+            .and_then(|cies| cies.iter().find(|c| self.tunnel_ip(c.proto) == Some(owner)))
+            .and_then(|c| self.nbma_ip(c.nbma))
+            .unwrap_or(claimed);
+        // From the NHS we asked, or from the owner answering for itself.
+        let asked = self.nhs.get(pending.nhs).map(|s| s.config.nbma);
+        if asked != Some(from) && from != nbma {
+            return Err(DropReason::UnexpectedResponder);
+        }
+        let len = match cie.prefix_len {
+            0 => host_len(target),
+            l => l.min(host_len(target)),
+        };
+        let prefix = Prefix::new(target, len).map_err(|_| DropReason::WrongAddressFamily)?;
+        let subnet = self.config.tunnel_subnet();
+        // A shortcut never covers the tunnel subnet nor part of it (other than the owner's
+        // own tunnel address), nor replaces a local or static entry.
+        let overrides = self
+            .cache
+            .get(&prefix)
+            .is_some_and(|e| matches!(e.kind, EntryType::Local | EntryType::Static));
+        let in_subnet = subnet.contains(prefix.addr()) && prefix != Prefix::host(owner);
+        if prefix.contains(subnet.addr())
+            || in_subnet
+            || overrides
+            || owner == self.config.tunnel_address
+        {
+            return Err(DropReason::InvalidShortcut);
+        }
+        self.resolutions.remove(&reply.request_id);
+        self.sync_resolution_timer();
+        let entry = Entry {
+            kind: EntryType::Shortcut,
+            tunnel: owner,
+            nbma,
+            claimed_nbma: claimed,
+            created: now,
+            expires: Some(now + Duration::from_secs(u64::from(cie.holding_time))),
+            holdtime: cie.holding_time,
+            unique: false,
+            request_id: reply.request_id,
+            used: false,
+        };
+        match self.cache.insert(prefix, entry) {
+            Err(_) => {
+                self.counters.cache_full += 1;
+                self.event(Event::CacheFull { prefix });
+                return Ok(());
+            }
+            Ok(None) => self.event(Event::CacheAdded { prefix, entry }),
+            Ok(Some(old)) => {
+                if (old.kind, old.tunnel, old.nbma) != (entry.kind, entry.tunnel, entry.nbma) {
+                    self.event(Event::CacheUpdated { prefix, entry });
+                }
+            }
+        }
+        let check = Duration::from_secs(u64::from(cie.holding_time)) * 2 / 3;
+        self.shortcut_refresh.insert((now + check, prefix));
+        self.sync_refresh_timer();
+        Ok(())
+    }
+}
