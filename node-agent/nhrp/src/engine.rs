@@ -386,7 +386,7 @@ impl Engine {
             return Err(reason);
         }
         self.counters.received.bump(repr.operation());
-        match repr.message {
+        let handled = match repr.message {
             Message::RegistrationRequest(reg) if self.config.role == Role::Hub => {
                 self.serve_registration(now, from, &repr, &reg)
             }
@@ -398,7 +398,20 @@ impl Engine {
             // Nothing waits for it: a purge is done when sent.
             Message::PurgeReply(_) => Ok(()),
             _ => Err(DropReason::UnexpectedMessage),
+        };
+        // The forwarding errors of RFC 2332 section 5.2.7 go back to the previous hop.
+        let code = match handled {
+            Err(DropReason::LoopDetected) => Some(ErrorCode::LoopDetected),
+            Err(DropReason::HopCountExceeded) => Some(ErrorCode::HopCountExceeded),
+            Err(DropReason::ProtocolAddressUnreachable) => {
+                Some(ErrorCode::ProtocolAddressUnreachable)
+            }
+            _ => None,
+        };
+        if let Some(code) = code {
+            self.send_error_indication(now, from, code, bytes, &repr);
         }
+        handled
     }
 
     /// Checks `ar$afn` and `ar$pro.type` against the interface's families.

@@ -33,11 +33,21 @@ pub enum DropReason {
     InvalidShortcut,
     /// A resolution reply from neither the NHS asked nor the owner of the binding.
     UnexpectedResponder,
+    /// A resolution request whose Forward Transit NHS Record, or a reply whose Reverse
+    /// Transit NHS Record, already names this router (RFC 2332 sections 5.3.2 and 5.3.3);
+    /// answered with Error Indication code 3.
+    LoopDetected,
+    /// A resolution request or reply to forward with hop count 1 or less (RFC 2332
+    /// section 5.2.0.1); answered with Error Indication code 15.
+    HopCountExceeded,
+    /// A resolution request or reply an NHS must forward but has no next hop for (RFC 2332
+    /// section 5.2.7); answered with Error Indication code 6.
+    ProtocolAddressUnreachable,
 }
 
 impl DropReason {
     /// Every reason, in label order.
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::Malformed,
         DropReason::WrongAddressFamily,
         DropReason::AuthenticationMissing,
@@ -50,6 +60,9 @@ impl DropReason {
         DropReason::MissingCie,
         DropReason::InvalidShortcut,
         DropReason::UnexpectedResponder,
+        DropReason::LoopDetected,
+        DropReason::HopCountExceeded,
+        DropReason::ProtocolAddressUnreachable,
     ];
 
     /// The metric label.
@@ -67,6 +80,9 @@ impl DropReason {
             DropReason::MissingCie => "missing_cie",
             DropReason::InvalidShortcut => "invalid_shortcut",
             DropReason::UnexpectedResponder => "unexpected_responder",
+            DropReason::LoopDetected => "loop_detected",
+            DropReason::HopCountExceeded => "hop_count_exceeded",
+            DropReason::ProtocolAddressUnreachable => "protocol_address_unreachable",
         }
     }
 

@@ -1,11 +1,25 @@
 //! Resolution (RFC 2332 sections 5.2.1 and 5.2.2): a client asks its NHS for the NBMA
 //! address of a protocol address; whoever is authoritative for it answers.
 //!
-//! This milestone answers from the cache: a router answers for its own tunnel address and
-//! site prefixes (local entries), and an NHS answers for what its clients registered, with
-//! the registered prefix (a subnet, not only a /32) and the client's NBMA address. Requests
-//! it cannot answer get CIE code 12 "no binding exists"; forwarding along routes to another
-//! NHS is not implemented yet.
+//! Answers come from the cache: a router answers for its own tunnel address and site
+//! prefixes (local entries), and an NHS answers for what its clients registered, with the
+//! registered prefix (a subnet, not only a /32) and the client's NBMA address.
+//!
+//! # Forwarding between NHSs (RFC 2332 sections 5.3.2 and 5.3.3)
+//! An NHS that has NHSs of its own (a regional hub under a core hub, Cisco's hierarchical
+//! phase 3) forwards a request it has no binding for to the most preferred of them that is
+//! up, is not the sender and is not yet in the request's Forward Transit NHS Record: hop
+//! count minus one, itself appended to that record, authentication regenerated. The
+//! answer comes back the same way, and the NHS passes it to the requester registered with
+//! it, appending itself to the Reverse Transit NHS Record. A router that finds itself in
+//! the Forward Transit record of a request, or in the Reverse Transit record of a reply,
+//! drops it with Error Indication 3 "loop detected"; a request or reply that would leave
+//! with hop count 0 gets 15 "hop count exceeded", and one with no next hop 6 "protocol
+//! address unreachable", each to the previous hop. An NHS without NHSs of its own (the
+//! top of the hierarchy, or a single hub) and a spoke answer what they cannot resolve with
+//! CIE code 12 "no binding exists". The next hop is the NHS list only: there are no
+//! static routes in the configuration (yet), so a core hub reaches the clients of a
+//! regional hub only when the regional hub forwards to it, not the other way round.
 //!
 //! Packets are FRR nhrpd's (`nhrp_shortcut.c`, `nhrp_peer.c`): requests with hop count 64,
 //! flags Q|A|S|NAT (0xC802), one CIE with prefix length 0xFF (32 without unique) and no
@@ -31,6 +45,7 @@ use dmvpn_wire::nhrp::{
 };
 
 use crate::cache::{Entry, EntryType};
+use crate::config::Role;
 use crate::engine::{Engine, Event, HOP_COUNT_DEFAULT, encode};
 use crate::error::DropReason;
 use crate::prefix::{Prefix, host_len};
@@ -293,8 +308,21 @@ impl Engine {
         self.tunnel_ip(req.src_proto)
             .ok_or(DropReason::WrongAddressFamily)?;
         let request_cie = req.cies.first().ok_or(DropReason::MissingCie)?;
+        if in_transit(
+            repr,
+            ExtensionType::ForwardTransit,
+            self.config.tunnel_address,
+        ) {
+            return Err(DropReason::LoopDetected);
+        }
         let binding = self.binding(now, target);
-        if let Some(b) = binding.filter(|b| b.registered) {
+        if binding.is_none() && self.config.role == Role::Hub && !self.nhs.is_empty() {
+            return self.forward_request(from, repr, req);
+        }
+        // A forwarded request's sender is the previous NHS, which cannot take a purge of
+        // the requester's shortcut.
+        let direct = transit_len(repr, ExtensionType::ForwardTransit) == 0;
+        if let Some(b) = binding.filter(|b| b.registered && direct) {
             self.remember_shortcut(b.prefix, from);
         }
         let cfg = &self.config;
@@ -372,6 +400,19 @@ impl Engine {
         repr: &Repr<'_>,
         reply: &Resolution<'_>,
     ) -> Result<(), DropReason> {
+        if in_transit(
+            repr,
+            ExtensionType::ReverseTransit,
+            self.config.tunnel_address,
+        ) {
+            return Err(DropReason::LoopDetected);
+        }
+        let requester = self
+            .tunnel_ip(reply.src_proto)
+            .ok_or(DropReason::WrongAddressFamily)?;
+        if requester != self.config.tunnel_address && self.config.role == Role::Hub {
+            return self.forward_reply(from, requester, repr, reply);
+        }
         let pending = *self
             .resolutions
             .get(&reply.request_id)
@@ -459,4 +500,148 @@ impl Engine {
         self.sync_refresh_timer();
         Ok(())
     }
+    /// A request this NHS has no binding for (RFC 2332 sections 5.2.1 and 5.3.3): forwarded
+    /// to its most preferred NHS that is up, is not the sender and is not yet in the
+    /// Forward Transit NHS Record, with the hop count decremented and this router appended
+    /// to that record.
+    ///
+    /// # Errors
+    /// [`DropReason::HopCountExceeded`] when the hop count would reach 0,
+    /// [`DropReason::ProtocolAddressUnreachable`] when no NHS qualifies.
+    fn forward_request(
+        &mut self,
+        from: IpAddr,
+        repr: &Repr<'_>,
+        req: &Resolution<'_>,
+    ) -> Result<(), DropReason> {
+        let transit: Vec<IpAddr> = repr
+            .find_extension(ExtensionType::ForwardTransit)
+            .and_then(|e| e.cies())
+            .map(|cies| {
+                cies.iter()
+                    .filter_map(|c| self.tunnel_ip(c.proto))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let next = self
+            .nhs
+            .iter()
+            .filter(|s| s.up && s.config.nbma != from && !transit.contains(&s.config.tunnel))
+            .min_by_key(|s| s.config.priority)
+            .map(|s| s.config.nbma)
+            .ok_or(DropReason::ProtocolAddressUnreachable)?;
+        if repr.hop_count <= 1 {
+            return Err(DropReason::HopCountExceeded);
+        }
+        let message = Message::ResolutionRequest(*req);
+        self.forward(next, repr, message, ExtensionType::ForwardTransit);
+        Ok(())
+    }
+
+    /// A reply for another requester, coming back through this NHS (RFC 2332 section
+    /// 5.3.3): accepted only from one of our NHSs (where requests are forwarded to), and
+    /// passed to the requester registered with us, with the hop count decremented and this
+    /// router appended to the Reverse Transit NHS Record.
+    ///
+    /// # Errors
+    /// [`DropReason::UnknownNhs`] from another sender,
+    /// [`DropReason::ProtocolAddressUnreachable`] when the requester is not registered
+    /// here, [`DropReason::HopCountExceeded`] when the hop count would reach 0.
+    fn forward_reply(
+        &mut self,
+        from: IpAddr,
+        requester: IpAddr,
+        repr: &Repr<'_>,
+        reply: &Resolution<'_>,
+    ) -> Result<(), DropReason> {
+        if !self.nhs.iter().any(|s| s.config.nbma == from) {
+            return Err(DropReason::UnknownNhs);
+        }
+        let next = self
+            .cache
+            .lookup(requester)
+            .filter(|(p, e)| {
+                e.kind == EntryType::Registered && p.is_host() && e.tunnel == requester
+            })
+            .map(|(_, e)| e.nbma)
+            .ok_or(DropReason::ProtocolAddressUnreachable)?;
+        if repr.hop_count <= 1 {
+            return Err(DropReason::HopCountExceeded);
+        }
+        let message = Message::ResolutionReply(*reply);
+        self.forward(next, repr, message, ExtensionType::ReverseTransit);
+        Ok(())
+    }
+
+    /// Sends `message` on to `next` with the extensions of `repr`, this router appended to
+    /// the `record` transit extension (added when missing), the authentication extension
+    /// regenerated hop by hop, and the hop count decremented.
+    fn forward(
+        &mut self,
+        next: IpAddr,
+        repr: &Repr<'_>,
+        message: Message<'_>,
+        record: ExtensionType,
+    ) {
+        let cfg = &self.config;
+        let own = Cie::host(cfg.nbma_address, cfg.tunnel_address, cfg.mtu, cfg.holdtime);
+        let mut transit: Vec<Cie<'_>> = repr
+            .find_extension(record)
+            .and_then(|e| e.cies())
+            .map(|cies| cies.iter().collect())
+            .unwrap_or_default();
+        transit.push(own);
+        let body = |cies| match record {
+            ExtensionType::ForwardTransit => ExtensionBody::ForwardTransit(cies),
+            _ => ExtensionBody::ReverseTransit(cies),
+        };
+        let own_password = cfg.password.as_ref().map(|p| p.expose());
+        let mut exts: Vec<Extension<'_>> = repr
+            .extensions
+            .map(|exts| {
+                exts.iter()
+                    .map(|ext| match ext.body {
+                        ExtensionBody::Authentication { .. } => {
+                            own_password.map_or(ext, Extension::cleartext_password)
+                        }
+                        _ if ext.ty() == record => Extension {
+                            body: body(Seq::Items(&transit)),
+                            ..ext
+                        },
+                        _ => ext,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !exts.iter().any(|e| e.ty() == record) {
+            exts.insert(0, Extension::new(body(Seq::Items(&transit))));
+        }
+        let op = match message {
+            Message::ResolutionRequest(_) => Operation::ResolutionRequest,
+            _ => Operation::ResolutionReply,
+        };
+        let forwarded = Repr {
+            hop_count: repr.hop_count - 1,
+            message,
+            extensions: Some(Seq::Items(&exts)),
+            ..*repr
+        };
+        let payload = encode(&forwarded);
+        self.transmit(next, op, payload);
+    }
+}
+
+/// The number of CIEs in the transit extension `record` of `repr`.
+fn transit_len(repr: &Repr<'_>, record: ExtensionType) -> usize {
+    repr.find_extension(record)
+        .and_then(|e| e.cies())
+        .map_or(0, |cies| cies.len())
+}
+
+/// Whether the transit extension `record` of `repr` names `me` (RFC 2332 section 5.3.3:
+/// a loop).
+fn in_transit(repr: &Repr<'_>, record: ExtensionType, me: IpAddr) -> bool {
+    repr.find_extension(record)
+        .and_then(|e| e.cies())
+        .is_some_and(|cies| cies.iter().any(|c| c.proto.ip() == Some(me)))
 }
