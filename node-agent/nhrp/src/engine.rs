@@ -261,7 +261,7 @@ impl Engine {
             })
             .collect();
         let next_request_id = rng.next_u32();
-        Ok(Engine {
+        let mut engine = Engine {
             config,
             cache,
             timers,
@@ -277,7 +277,9 @@ impl Engine {
             shortcut_refresh: BTreeSet::new(),
             shortcut_holders: BTreeMap::new(),
             shortcut_holders_len: 0,
-        })
+        };
+        engine.reselect_nhs(now);
+        Ok(engine)
     }
 
     /// The configuration.

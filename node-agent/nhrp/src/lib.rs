@@ -32,6 +32,7 @@ pub mod config;
 pub mod counters;
 mod engine;
 pub mod error;
+mod nhs;
 pub mod prefix;
 pub mod purge;
 pub mod registration;

@@ -32,6 +32,7 @@ use dmvpn_wire::nhrp::{
 use crate::cache::{Entry, EntryType};
 use crate::engine::{Engine, Event, HOP_COUNT_DEFAULT, RemoveReason, encode};
 use crate::error::DropReason;
+use crate::nhs::Selection;
 use crate::prefix::{Prefix, host_len};
 use crate::registration::{Exchange, family, protocol};
 use crate::timer::Timer;
@@ -71,7 +72,10 @@ impl Engine {
             st.exchange = Exchange::Idle {
                 last_request_id: st.exchange.request_id(),
             };
-            self.timers.set(Timer::Registration(i), Some(now));
+            // A standby NHS holds no registration ([`crate::nhs`]).
+            if st.selection != Selection::Standby {
+                self.timers.set(Timer::Registration(i), Some(now));
+            }
         }
     }
 

@@ -37,6 +37,7 @@ use crate::cache::{Entry, EntryType};
 use crate::config::NhsConfig;
 use crate::engine::{Engine, Event, HOP_COUNT_DEFAULT, encode};
 use crate::error::DropReason;
+use crate::nhs::Selection;
 use crate::prefix::{Prefix, host_len};
 use crate::timer::Timer;
 
@@ -109,6 +110,11 @@ pub(crate) struct NhsState {
     /// A registration to purge before registering (its request ID and the NBMA address it
     /// was made from), after our NBMA address changed.
     pub(crate) purge: Option<(u32, IpAddr)>,
+    /// [`UNREACHABLE_COUNT`] requests in a row went unanswered, or the last registration
+    /// was refused ([`crate::nhs`]).
+    pub(crate) unreachable: bool,
+    /// How NHS priority treats this NHS.
+    pub(crate) selection: Selection,
 }
 
 impl NhsState {
@@ -123,12 +129,14 @@ impl NhsState {
             codes: Vec::new(),
             registered_id: None,
             purge: None,
+            unreachable: false,
+            selection: Selection::Active,
         }
     }
 }
 
 impl Engine {
-    fn initial_backoff(&mut self) -> Duration {
+    pub(crate) fn initial_backoff(&mut self) -> Duration {
         RETRY_INITIAL + Duration::from_millis(u64::from(self.rng.next_u32() % 1000))
     }
 
@@ -149,6 +157,7 @@ impl Engine {
                     request_id,
                     unanswered,
                 };
+                st.unreachable |= unanswered >= UNREACHABLE_COUNT;
                 if st.up && unanswered >= UNREACHABLE_COUNT {
                     st.up = false;
                     st.since = now;
@@ -168,10 +177,21 @@ impl Engine {
             self.send_registration_purge(i, id, old);
         }
         self.send_registration(i);
+        let wait = self.retry_wait(i);
+        self.timers.set(Timer::Registration(i), Some(now + wait));
+        self.reselect_nhs(now);
+    }
+
+    /// The wait before the next retry to NHS `i`: holdtime/4 for a probe of an
+    /// unreachable better NHS ([`crate::nhs`]), else the backoff, which doubles.
+    fn retry_wait(&mut self, i: usize) -> Duration {
+        if self.nhs[i].selection == Selection::Probe {
+            return self.probe_interval();
+        }
         let st = &mut self.nhs[i];
         let wait = st.backoff;
         st.backoff = (st.backoff * 2).min(RETRY_MAX);
-        self.timers.set(Timer::Registration(i), Some(now + wait));
+        wait
     }
 
     /// Emits the registration request to NHS `i`.
@@ -283,6 +303,7 @@ impl Engine {
         }
         st.nat_nbma = nat_nbma;
         let accepted = st.codes[0] == CieCode::Success;
+        st.unreachable = !accepted;
         if accepted {
             st.registered_id = Some(reg.request_id);
             st.purge = None;
@@ -302,13 +323,11 @@ impl Engine {
             self.nhs[i].backoff = backoff;
             refresh
         } else {
-            let st = &mut self.nhs[i];
-            let wait = st.backoff;
-            st.backoff = (st.backoff * 2).min(RETRY_MAX);
-            wait
+            self.retry_wait(i)
         };
         self.timers.set(Timer::Registration(i), Some(now + next));
         events.into_iter().for_each(|e| self.event(e));
+        self.reselect_nhs(now);
         Ok(())
     }
 
