@@ -132,6 +132,10 @@ pub enum ConfigError {
     /// The cache limit or the per-peer registration limit is zero.
     #[error("the cache limit and the per-peer registration limit must be at least 1")]
     ZeroCacheLimit,
+    /// A configuration update changes a setting that only a new engine can take (the field
+    /// named).
+    #[error("changing {0} needs a restart of the NHRP engine")]
+    RestartRequired(&'static str),
 }
 
 impl Config {

@@ -108,14 +108,30 @@ impl Engine {
     /// Sends NHS `i` the purge of our registrations made under request ID `id` from the
     /// NBMA address `old`.
     pub(crate) fn send_registration_purge(&mut self, i: usize, id: u32, old: IpAddr) {
+        let me = self.config.tunnel_address;
+        let prefixes: Vec<Prefix> = core::iter::once(Prefix::host(me))
+            .chain(self.config.advertised_prefixes.iter().copied())
+            .collect();
+        self.send_prefix_purge(i, id, old, &prefixes);
+    }
+
+    /// Sends NHS `i` the purge of `prefixes`, registered under request ID `id` from the
+    /// NBMA address `old`.
+    pub(crate) fn send_prefix_purge(
+        &mut self,
+        i: usize,
+        id: u32,
+        old: IpAddr,
+        prefixes: &[Prefix],
+    ) {
         let Some(st) = self.nhs.get(i) else {
             return;
         };
         let cfg = &self.config;
         let me = cfg.tunnel_address;
         let old_nbma = NbmaAddress::from(Address::from(old));
-        let cies: Vec<Cie<'_>> = core::iter::once(Prefix::host(me))
-            .chain(cfg.advertised_prefixes.iter().copied())
+        let cies: Vec<Cie<'_>> = prefixes
+            .iter()
             .map(|p| Cie {
                 code: CieCode::Success,
                 prefix_len: p.prefix_len(),

@@ -55,6 +55,16 @@ impl TimerTable {
         }
     }
 
+    /// The deadline of the registration timer of NHS `i`.
+    pub(crate) fn registration(&self, i: usize) -> Option<Instant> {
+        self.registration.get(i).copied().flatten()
+    }
+
+    /// Replaces the registration timers, one per NHS, after the NHS list changed.
+    pub(crate) fn replace_registrations(&mut self, deadlines: Vec<Option<Instant>>) {
+        self.registration = deadlines;
+    }
+
     /// The earliest deadline.
     pub(crate) fn next(&self) -> Option<Instant> {
         self.registration
