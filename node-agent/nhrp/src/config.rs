@@ -68,6 +68,19 @@ pub struct NhsConfig {
     pub priority: u8,
 }
 
+/// A static route of an NHS for resolution requests it cannot answer: requests for
+/// addresses in `prefix` are forwarded to the NHS at tunnel address `next_hop` (RFC 2332
+/// section 5.2.1, "along the routed path"; on Cisco the routing table, e.g. a core hub's
+/// route to a regional hub's site prefixes). The next hop must be registered with this NHS
+/// or be one of its NHSs, for its NBMA address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Route {
+    /// The destinations.
+    pub prefix: Prefix,
+    /// The tunnel address of the NHS to forward to.
+    pub next_hop: IpAddr,
+}
+
 /// The configuration of one NHRP interface.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -89,6 +102,8 @@ pub struct Config {
     pub nhs: Vec<NhsConfig>,
     /// Site prefixes registered with every NHS and answered for in resolutions.
     pub advertised_prefixes: Vec<Prefix>,
+    /// Static routes of resolution requests (hub); the NHSs are the default route.
+    pub routes: Vec<Route>,
     /// The unique flag of registrations (Cisco default; `ip nhrp registration no-unique`
     /// clears it).
     pub unique: bool,
@@ -120,11 +135,12 @@ pub enum ConfigError {
     /// A spoke without an NHS.
     #[error("a spoke needs at least one NHS")]
     NoNhs,
-    /// An NHS whose tunnel address is outside the tunnel subnet or of another family.
+    /// An NHS (or the next hop of a route) whose tunnel address is outside the tunnel
+    /// subnet or of another family.
     #[error("NHS {0} is not in the tunnel subnet")]
     NhsOutsideSubnet(IpAddr),
-    /// An advertised prefix of another family than the tunnel address.
-    #[error("advertised prefix {0} is not of the tunnel address family")]
+    /// An advertised prefix or route of another family than the tunnel address.
+    #[error("prefix {0} is not of the tunnel address family")]
     PrefixFamily(Prefix),
     /// An advertised prefix that overlaps the tunnel subnet.
     #[error("advertised prefix {0} overlaps the tunnel subnet")]
@@ -152,6 +168,7 @@ impl Config {
             holdtime: DEFAULT_HOLDTIME,
             nhs: Vec::new(),
             advertised_prefixes: Vec::new(),
+            routes: Vec::new(),
             unique: true,
             redirect: false,
             shortcut: false,
@@ -190,12 +207,17 @@ impl Config {
             return Err(ConfigError::NoNhs);
         }
         let subnet = self.tunnel_subnet();
-        if let Some(nhs) = self.nhs.iter().find(|n| !subnet.contains(n.tunnel)) {
-            return Err(ConfigError::NhsOutsideSubnet(nhs.tunnel));
+        let next_hops = self.nhs.iter().map(|n| n.tunnel);
+        if let Some(nhs) = next_hops
+            .chain(self.routes.iter().map(|r| r.next_hop))
+            .find(|a| !subnet.contains(*a))
+        {
+            return Err(ConfigError::NhsOutsideSubnet(nhs));
         }
         if let Some(p) = self
             .advertised_prefixes
             .iter()
+            .chain(self.routes.iter().map(|r| &r.prefix))
             .find(|p| p.addr().is_ipv4() != self.tunnel_address.is_ipv4())
         {
             return Err(ConfigError::PrefixFamily(*p));
@@ -263,6 +285,19 @@ mod tests {
             Err(ConfigError::PrefixInTunnelSubnet(_))
         ));
         c.advertised_prefixes.clear();
+        c.routes.push(Route {
+            prefix: Prefix::new("192.168.0.0".parse().unwrap(), 16).unwrap(),
+            next_hop: "10.1.2.1".parse().unwrap(),
+        });
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::NhsOutsideSubnet(_))
+        ));
+        c.routes[0].next_hop = "10.1.1.9".parse().unwrap();
+        assert_eq!(c.validate(), Ok(()));
+        c.routes[0].prefix = Prefix::host("2001:db8::1".parse().unwrap());
+        assert!(matches!(c.validate(), Err(ConfigError::PrefixFamily(_))));
+        c.routes.clear();
         c.holdtime = 0;
         assert_eq!(c.validate(), Err(ConfigError::ZeroHoldtime));
     }

@@ -24,8 +24,8 @@
 //! Purge of a registration when the NBMA address changes (with Cisco's request-ID rule),
 //! the hub's purge of the shortcuts it handed out for a registration that moved, and of
 //! shortcuts on request; shortcuts the dataplane reports used are refreshed, idle ones
-//! expire. Resolution requests an NHS cannot answer are forwarded to its own NHS, with
-//! transit records, hop count and loop detection ([`resolution`]). A client with NHSs of
+//! expire. Resolution requests an NHS cannot answer are forwarded along its static routes
+//! or to its own NHS, with transit records, hop count and loop detection ([`resolution`]). A client with NHSs of
 //! different priorities registers with the best reachable ones and fails over and back
 //! (Cisco backup NHS). [`Engine::update_config`] changes the NHSs, prefixes, password and
 //! holdtime of a running engine.
@@ -47,7 +47,7 @@ pub mod traffic_indication;
 mod update;
 
 pub use cache::{Cache, CacheFull, Entry, EntryType};
-pub use config::{Config, ConfigError, NhsConfig, Password, Role};
+pub use config::{Config, ConfigError, NhsConfig, Password, Role, Route};
 pub use counters::Counters;
 pub use engine::{
     ERROR_INDICATIONS_PER_SECOND, Engine, Event, Random, RemoveReason, SplitMix64, Transmit,

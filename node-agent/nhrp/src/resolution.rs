@@ -6,20 +6,21 @@
 //! registered prefix (a subnet, not only a /32) and the client's NBMA address.
 //!
 //! # Forwarding between NHSs (RFC 2332 sections 5.3.2 and 5.3.3)
-//! An NHS that has NHSs of its own (a regional hub under a core hub, Cisco's hierarchical
-//! phase 3) forwards a request it has no binding for to the most preferred of them that is
-//! up, is not the sender and is not yet in the request's Forward Transit NHS Record: hop
-//! count minus one, itself appended to that record, authentication regenerated. The
-//! answer comes back the same way, and the NHS passes it to the requester registered with
-//! it, appending itself to the Reverse Transit NHS Record. A router that finds itself in
+//! An NHS forwards a request it has no binding for along its routes: to the next hop of
+//! the longest configured [`crate::Route`] covering the target (a core hub towards a
+//! regional hub's site prefixes), else to the most preferred of its own NHSs that is up (a
+//! regional hub under a core hub, Cisco's hierarchical phase 3), skipping a next hop that
+//! is the sender or already in the request's Forward Transit NHS Record. It sends the
+//! request on with hop count minus one, itself appended to that record, authentication
+//! regenerated. The answer comes back the same way: the NHS accepts a reply for another
+//! requester only from one of its next hops and passes it to the requester registered
+//! with it, appending itself to the Reverse Transit NHS Record. A router that finds itself in
 //! the Forward Transit record of a request, or in the Reverse Transit record of a reply,
 //! drops it with Error Indication 3 "loop detected"; a request or reply that would leave
 //! with hop count 0 gets 15 "hop count exceeded", and one with no next hop 6 "protocol
-//! address unreachable", each to the previous hop. An NHS without NHSs of its own (the
-//! top of the hierarchy, or a single hub) and a spoke answer what they cannot resolve with
-//! CIE code 12 "no binding exists". The next hop is the NHS list only: there are no
-//! static routes in the configuration (yet), so a core hub reaches the clients of a
-//! regional hub only when the regional hub forwards to it, not the other way round.
+//! address unreachable", each to the previous hop. An NHS with neither a route covering
+//! the target nor NHSs of its own (the top of the hierarchy, or a single hub) and a spoke
+//! answer what they cannot resolve with CIE code 12 "no binding exists".
 //!
 //! Packets are FRR nhrpd's (`nhrp_shortcut.c`, `nhrp_peer.c`): requests with hop count 64,
 //! flags Q|A|S|NAT (0xC802), one CIE with prefix length 0xFF (32 without unique) and no
@@ -316,8 +317,9 @@ impl Engine {
             return Err(DropReason::LoopDetected);
         }
         let binding = self.binding(now, target);
-        if binding.is_none() && self.config.role == Role::Hub && !self.nhs.is_empty() {
-            return self.forward_request(from, repr, req);
+        let routed = !self.nhs.is_empty() || self.route(target).is_some();
+        if binding.is_none() && self.config.role == Role::Hub && routed {
+            return self.forward_request(from, target, repr, req);
         }
         // A forwarded request's sender is the previous NHS, which cannot take a purge of
         // the requester's shortcut.
@@ -500,17 +502,39 @@ impl Engine {
         self.sync_refresh_timer();
         Ok(())
     }
+
+    /// The next hop (tunnel address) of the longest static route covering `target`.
+    fn route(&self, target: IpAddr) -> Option<IpAddr> {
+        self.config
+            .routes
+            .iter()
+            .filter(|r| r.prefix.contains(target))
+            .max_by_key(|r| r.prefix.prefix_len())
+            .map(|r| r.next_hop)
+    }
+
+    /// The NBMA address of the next hop `tunnel`: one of our NHSs or a registered client.
+    fn next_hop_nbma(&self, tunnel: IpAddr) -> Option<IpAddr> {
+        self.cache
+            .get(&Prefix::host(tunnel))
+            .filter(|e| {
+                matches!(e.kind, EntryType::Static | EntryType::Registered) && e.tunnel == tunnel
+            })
+            .map(|e| e.nbma)
+    }
+
     /// A request this NHS has no binding for (RFC 2332 sections 5.2.1 and 5.3.3): forwarded
-    /// to its most preferred NHS that is up, is not the sender and is not yet in the
-    /// Forward Transit NHS Record, with the hop count decremented and this router appended
-    /// to that record.
+    /// to the next hop of its route for `target`, else to its most preferred NHS that is
+    /// up, skipping the sender and whoever is in the Forward Transit NHS Record, with the
+    /// hop count decremented and this router appended to that record.
     ///
     /// # Errors
     /// [`DropReason::HopCountExceeded`] when the hop count would reach 0,
-    /// [`DropReason::ProtocolAddressUnreachable`] when no NHS qualifies.
+    /// [`DropReason::ProtocolAddressUnreachable`] when no next hop qualifies.
     fn forward_request(
         &mut self,
         from: IpAddr,
+        target: IpAddr,
         repr: &Repr<'_>,
         req: &Resolution<'_>,
     ) -> Result<(), DropReason> {
@@ -523,12 +547,20 @@ impl Engine {
                     .collect()
             })
             .unwrap_or_default();
-        let next = self
-            .nhs
-            .iter()
-            .filter(|s| s.up && s.config.nbma != from && !transit.contains(&s.config.tunnel))
-            .min_by_key(|s| s.config.priority)
-            .map(|s| s.config.nbma)
+        let usable = |tunnel: &IpAddr, nbma: &IpAddr| *nbma != from && !transit.contains(tunnel);
+        let routed = self
+            .route(target)
+            .and_then(|hop| Some(hop).zip(self.next_hop_nbma(hop)))
+            .filter(|(tunnel, nbma)| usable(tunnel, nbma));
+        let next = routed
+            .map(|(_, nbma)| nbma)
+            .or_else(|| {
+                self.nhs
+                    .iter()
+                    .filter(|s| s.up && usable(&s.config.tunnel, &s.config.nbma))
+                    .min_by_key(|s| s.config.priority)
+                    .map(|s| s.config.nbma)
+            })
             .ok_or(DropReason::ProtocolAddressUnreachable)?;
         if repr.hop_count <= 1 {
             return Err(DropReason::HopCountExceeded);
@@ -539,7 +571,7 @@ impl Engine {
     }
 
     /// A reply for another requester, coming back through this NHS (RFC 2332 section
-    /// 5.3.3): accepted only from one of our NHSs (where requests are forwarded to), and
+    /// 5.3.3): accepted only from a next hop (one of our NHSs or of our routes), and
     /// passed to the requester registered with us, with the hop count decremented and this
     /// router appended to the Reverse Transit NHS Record.
     ///
@@ -554,7 +586,13 @@ impl Engine {
         repr: &Repr<'_>,
         reply: &Resolution<'_>,
     ) -> Result<(), DropReason> {
-        if !self.nhs.iter().any(|s| s.config.nbma == from) {
+        let next_hop = self.nhs.iter().any(|s| s.config.nbma == from)
+            || self
+                .config
+                .routes
+                .iter()
+                .any(|r| self.next_hop_nbma(r.next_hop) == Some(from));
+        if !next_hop {
             return Err(DropReason::UnknownNhs);
         }
         let next = self

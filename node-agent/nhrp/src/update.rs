@@ -17,7 +17,8 @@ impl Engine {
     /// registrations purged), new ones are registered with; withdrawn site prefixes are
     /// purged at every NHS holding them and new ones registered; a change of what a
     /// registration carries (prefixes, holdtime, password, unique flag, MTU) re-registers
-    /// with every NHS in use at once. NHS priorities are re-evaluated.
+    /// with every NHS in use at once. NHS priorities are re-evaluated; routes and the other
+    /// settings apply from the next packet.
     /// Drain the output afterwards.
     ///
     /// # Errors

@@ -1,6 +1,7 @@
 //! Resolution forwarding between NHSs (RFC 2332 sections 5.2.1, 5.3.2 and 5.3.3) in a
 //! two-level DMVPN, in simulation: a regional hub whose own NHS is the core hub, spoke A
-//! registered with the regional hub and spoke B with the core hub.
+//! registered with the regional hub and spoke B with the core hub; the core routes spoke
+//! A's LAN to the regional hub.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -9,7 +10,7 @@ mod sim;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use dmvpn_nhrp::{DropReason, EntryType, Event, NhsConfig};
+use dmvpn_nhrp::{DropReason, EntryType, Event, NhsConfig, Route};
 use dmvpn_wire::Seq;
 use dmvpn_wire::nhrp::{
     Cie, CieCode, ErrorCode, Extension, ExtensionBody, ExtensionType, Message, Packet, Repr,
@@ -28,9 +29,10 @@ fn a(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-/// Regional hub (index 0, the seed hub with the core as its NHS), core hub (1), spoke A
-/// (2, 10.1.1.2 with 192.168.2.0/24, at the regional hub) and spoke B (3, 10.1.1.3 with
-/// 192.168.3.0/24, at the core hub), all registered.
+/// Regional hub (index 0, the seed hub with the core as its NHS), core hub (1, with a
+/// route to 192.168.2.0/24 via the regional hub), spoke A (2, 10.1.1.2 with
+/// 192.168.2.0/24, at the regional hub) and spoke B (3, 10.1.1.3 with 192.168.3.0/24, at
+/// the core hub), all registered.
 fn hierarchy(seed_value: u64) -> Sim {
     let mut sim = Sim::new(seed_value, Impairments::perfect());
     sim.captured = Some(Vec::new());
@@ -45,6 +47,10 @@ fn hierarchy(seed_value: u64) -> Sim {
     let mut core = seed::hub(Some(PASSWORD));
     core.tunnel_address = CORE.into();
     core.nbma_address = CORE_NBMA.into();
+    core.routes.push(Route {
+        prefix: seed::lan(2),
+        next_hop: seed::HUB.into(),
+    });
     sim.add("core", core, CORE_NBMA.into());
     sim.add(
         "spokeA",
@@ -130,7 +136,7 @@ fn error_at_a(sim: &Sim, code: ErrorCode) -> bool {
 }
 
 #[test]
-fn resolution_is_forwarded_up_the_hierarchy_and_answered_back() {
+fn resolutions_are_forwarded_up_and_down_the_hierarchy_and_answered_back() {
     let mut sim = hierarchy(51);
     let (hub_nbma, core_nbma, a_nbma) = (
         IpAddr::from(seed::HUB_NBMA),
@@ -220,11 +226,39 @@ fn resolution_is_forwarded_up_the_hierarchy_and_answered_back() {
             .lookup(a("192.168.99.1"))
             .is_none()
     );
-    // The regional hub's registrations are answered by itself, not forwarded.
-    let forwarded = resolutions(&sim, hub_nbma, core_nbma).len();
+    // The core answers for what is registered with it (the regional hub) itself.
+    let forwarded = resolutions(&sim, core_nbma, hub_nbma).len();
     sim.command(SPOKE_B, |s, now| s.resolve(now, a("10.1.1.1")));
     sim.run_for(Duration::from_secs(1), check_holdtimes);
-    assert_eq!(resolutions(&sim, hub_nbma, core_nbma).len(), forwarded);
+    assert_eq!(resolutions(&sim, core_nbma, hub_nbma).len(), forwarded);
+
+    // The other way, down the core's route: B resolves A's LAN through the core and the
+    // regional hub, which answers; the core is in both transit records B receives.
+    let b_nbma = IpAddr::from(seed::spoke_nbma(3));
+    sim.command(SPOKE_B, |s, now| s.resolve(now, a("192.168.2.7")));
+    sim.run_for(Duration::from_secs(1), check_holdtimes);
+    let (prefix, e) = sim.nodes[SPOKE_B].engine.lookup(a("192.168.2.7")).unwrap();
+    assert_eq!((prefix, e.kind), (seed::lan(2), EntryType::Shortcut));
+    assert_eq!(e.nbma, a_nbma);
+    let down = resolutions(&sim, core_nbma, hub_nbma);
+    let r = Repr::parse(&Packet::new_checked(&down.last().unwrap()[..]).unwrap()).unwrap();
+    assert!(matches!(r.message, Message::ResolutionRequest(_)));
+    assert_eq!(
+        transit(&r, ExtensionType::ForwardTransit),
+        [IpAddr::from(CORE)]
+    );
+    let back = resolutions(&sim, core_nbma, b_nbma);
+    let r = Repr::parse(&Packet::new_checked(&back.last().unwrap()[..]).unwrap()).unwrap();
+    assert!(matches!(r.message, Message::ResolutionReply(_)));
+    assert_eq!(r.hop_count, 63);
+    assert_eq!(
+        transit(&r, ExtensionType::ReverseTransit),
+        [IpAddr::from(CORE)]
+    );
+    assert_eq!(
+        transit(&r, ExtensionType::ResponderAddress),
+        [IpAddr::from(seed::HUB)]
+    );
 
     common::assert_packets_clean("nhrp-forwarding", &sim.captured.take().unwrap());
 }
