@@ -4,14 +4,17 @@
 //! panic, and after every step:
 //! - every packet an engine sends parses with `dmvpn-wire` and emits back to the same bytes;
 //! - every packet an engine receives is either taken in or dropped, and counted;
+//! - the registrations and shortcuts a driver would hold from the cache events (the routes
+//!   it installs and withdraws) are the engine's, with the same next hop and NBMA address;
 //! - after `handle_timeout(now)`, no cache entry has expired and none expires later than
 //!   `now` plus its holding time, and `poll_timeout` is after `now`.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
-use dmvpn_nhrp::{Config, Engine, NhsConfig, Password, Prefix, Role, SplitMix64};
+use dmvpn_nhrp::{Config, Engine, EntryType, Event, NhsConfig, Password, Prefix, Role, SplitMix64};
 use dmvpn_wire::Seq;
 use dmvpn_wire::nhrp::{
     AddressFamily, Cie, CieCode, CommonHeader, ErrorCode, ErrorIndication, Extension,
@@ -173,6 +176,8 @@ struct Node {
     config: Config,
     engine: Engine,
     seed: u64,
+    /// The dynamic entries as the events told them: prefix → (next hop, NBMA address).
+    routes: BTreeMap<Prefix, (IpAddr, IpAddr)>,
 }
 
 struct Net {
@@ -241,6 +246,7 @@ fn node(setup: &Setup, k: u8, now: Instant) -> Node {
         config,
         engine,
         seed,
+        routes: BTreeMap::new(),
     }
 }
 
@@ -328,6 +334,7 @@ impl Net {
                 config.nbma_address = n.engine.config().nbma_address;
                 n.engine = Engine::new(config, Box::new(SplitMix64(n.seed)), now)
                     .expect("the fuzz configuration is valid");
+                n.routes.clear();
             }
         }
     }
@@ -369,7 +376,18 @@ impl Net {
                 }
                 self.in_flight.push((from, t.dst, t.payload));
             }
-            while n.engine.poll_event().is_some() {}
+            while let Some(event) = n.engine.poll_event() {
+                match event {
+                    Event::CacheAdded { prefix, entry } | Event::CacheUpdated { prefix, entry } => {
+                        n.routes.insert(prefix, (entry.tunnel, entry.nbma));
+                    }
+                    Event::CacheRemoved { prefix, .. } => {
+                        n.routes.remove(&prefix);
+                    }
+                    _ => {}
+                }
+            }
+            check_routes(n);
         }
     }
 }
@@ -382,6 +400,18 @@ fn check_emitted(payload: &[u8]) {
     let mut again = vec![0u8; payload.len()];
     repr.emit(&mut again).expect("a parsed packet emits");
     assert_eq!(again, payload, "emitted packet does not round-trip");
+}
+
+/// The dynamic entries are those the events announced, and no other.
+fn check_routes(n: &Node) {
+    let dynamic: BTreeMap<Prefix, (IpAddr, IpAddr)> = n
+        .engine
+        .cache()
+        .iter()
+        .filter(|(_, e)| matches!(e.kind, EntryType::Registered | EntryType::Shortcut))
+        .map(|(p, e)| (*p, (e.tunnel, e.nbma)))
+        .collect();
+    assert_eq!(dynamic, n.routes, "the cache events do not tell the cache");
 }
 
 /// After `handle_timeout(now)`: no entry is past its expiry or expires later than its
