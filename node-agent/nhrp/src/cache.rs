@@ -255,7 +255,7 @@ impl Cache {
         gone
     }
 
-    /// The entries in prefix order.
+    /// The entries in prefix order (sorted on each call: for show and configuration paths).
     pub fn iter(&self) -> impl Iterator<Item = (&Prefix, &Entry)> {
         self.table.iter()
     }

@@ -108,12 +108,12 @@ impl fmt::Display for Prefix {
 
 /// A map from prefixes to values with longest-prefix-match lookup.
 ///
-/// Hashed (with std's randomly keyed SipHash, so that hostile registrations cannot aim at
-/// one bucket), so that the per-packet exact and longest-prefix lookups cost a hash each
-/// rather than a walk down a tree; a longest-prefix lookup probes each prefix length in
-/// use, longest first. Iteration sorts, so that it is in prefix order and everything
-/// derived from it (show output, the multicast set) is deterministic; it is for the show
-/// and configuration paths, not per packet.
+/// Hashed, so that the per-packet exact and longest-prefix lookups cost a hash each rather
+/// than a walk down a tree; a longest-prefix lookup probes each prefix length in use,
+/// longest first. The hash is std's randomly keyed SipHash, so that hostile registrations
+/// cannot aim at one bucket; its keys affect no output, because iteration sorts: it is in
+/// prefix order, and everything derived from it (show output, the multicast set) is
+/// deterministic. Iteration is for the show and configuration paths, not per packet.
 #[derive(Debug, Clone)]
 pub struct PrefixTable<T> {
     map: HashMap<Prefix, T>,
@@ -198,7 +198,7 @@ impl<T> PrefixTable<T> {
         self.map.iter()
     }
 
-    /// The prefixes and values, in prefix order.
+    /// The prefixes and values, in prefix order (sorted on each call).
     pub fn iter(&self) -> impl Iterator<Item = (&Prefix, &T)> {
         let mut all: Vec<(&Prefix, &T)> = self.map.iter().collect();
         all.sort_unstable_by_key(|(p, _)| **p);

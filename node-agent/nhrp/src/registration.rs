@@ -346,8 +346,8 @@ impl Engine {
             unique,
             request_id: reg.request_id,
         };
-        // Sized for the usual request (a host CIE and a few site prefixes, nhrpd's five
-        // extensions plus authentication) so that the lists do not grow while filled.
+        // The lists are sized for the usual request (a host CIE and a few site prefixes;
+        // nhrpd's four extensions and authentication) so that they do not grow.
         let mut reply_cies: Vec<Cie<'_>> = Vec::with_capacity(4);
         for cie in reg.cies.iter() {
             let code = self.register_cie(now, peer, &cie);
