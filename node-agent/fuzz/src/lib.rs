@@ -10,3 +10,4 @@ pub mod dataplane;
 pub mod esp_sa;
 pub mod ikev2;
 pub mod nhrp;
+pub mod nhrp_engine;

@@ -50,3 +50,8 @@ fn ip_seeds() {
 fn esp_sa_seeds() {
     replay("esp_sa", dmvpn_fuzz::esp_sa::check);
 }
+
+#[test]
+fn nhrp_engine_seeds() {
+    replay("nhrp_engine", dmvpn_fuzz::nhrp_engine::check);
+}

@@ -2,8 +2,9 @@
 //! and NBMA address, with a type, an expiry and flags; longest-prefix lookup for the
 //! dataplane; bounded size for the dynamic entries.
 
+use core::cmp::Reverse;
 use core::net::IpAddr;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BinaryHeap, HashMap};
 use std::time::Instant;
 
 use crate::prefix::{Prefix, PrefixTable};
@@ -69,6 +70,11 @@ impl Entry {
     }
 }
 
+/// Whether both entries are registrations by the same owner.
+fn same_owner(a: &Entry, b: &Entry) -> bool {
+    a.kind == EntryType::Registered && b.kind == EntryType::Registered && a.tunnel == b.tunnel
+}
+
 /// The cache refused a dynamic entry because it holds `limit` of them already.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("NHRP cache full ({limit} dynamic entries)")]
@@ -81,12 +87,19 @@ pub struct CacheFull {
 #[derive(Debug, Clone)]
 pub struct Cache {
     table: PrefixTable<Entry>,
-    /// The expiring entries in expiry order.
-    expiry: BTreeSet<(Instant, Prefix)>,
+    /// The expiry of each expiring entry, earliest on top. Deletion is lazy: an item whose
+    /// entry no longer expires at its time (replaced or removed) is stale, and is dropped
+    /// when it reaches the top ([`Cache::settle`] keeps the top live) or when the heap is
+    /// rebuilt, which happens once stale items outnumber the expiring entries. A refresh
+    /// then costs a push onto the heap rather than a removal and an insertion in an ordered
+    /// set.
+    expiry: BinaryHeap<Reverse<(Instant, Prefix)>>,
+    /// The number of entries that expire.
+    expiring: usize,
     limit: usize,
     dynamic: usize,
     /// The number of registered entries of each owner (tunnel address).
-    registered: BTreeMap<IpAddr, usize>,
+    registered: HashMap<IpAddr, usize>,
 }
 
 impl Cache {
@@ -94,10 +107,11 @@ impl Cache {
     pub fn new(limit: usize) -> Self {
         Cache {
             table: PrefixTable::new(),
-            expiry: BTreeSet::new(),
+            expiry: BinaryHeap::new(),
+            expiring: 0,
             limit,
             dynamic: 0,
-            registered: BTreeMap::new(),
+            registered: HashMap::new(),
         }
     }
 
@@ -118,25 +132,33 @@ impl Cache {
             return Err(CacheFull { limit: self.limit });
         }
         if let Some(old) = &old {
-            self.forget(prefix, old);
+            self.forget(old, Some(&entry));
         }
         if entry.kind.is_dynamic() {
             self.dynamic += 1;
         }
-        if entry.kind == EntryType::Registered {
+        // A refresh by the same owner leaves its count as it is.
+        if entry.kind == EntryType::Registered && !old.is_some_and(|o| same_owner(&o, &entry)) {
             *self.registered.entry(entry.tunnel).or_default() += 1;
         }
         if let Some(at) = entry.expires {
-            self.expiry.insert((at, prefix));
+            self.expiring += 1;
+            // Unless the old entry's item, still live, says the same.
+            if old.is_none_or(|old| old.expires != entry.expires) {
+                self.expiry.push(Reverse((at, prefix)));
+            }
         }
+        self.settle(prefix);
         Ok(old)
     }
 
-    fn forget(&mut self, prefix: Prefix, old: &Entry) {
+    /// Takes `old` out of the counts; `new` is the entry replacing it.
+    fn forget(&mut self, old: &Entry, new: Option<&Entry>) {
         if old.kind.is_dynamic() {
             self.dynamic -= 1;
         }
         if old.kind == EntryType::Registered
+            && !new.is_some_and(|new| same_owner(old, new))
             && let Some(n) = self.registered.get_mut(&old.tunnel)
         {
             *n -= 1;
@@ -144,15 +166,46 @@ impl Cache {
                 self.registered.remove(&old.tunnel);
             }
         }
-        if let Some(at) = old.expires {
-            self.expiry.remove(&(at, prefix));
+        if old.expires.is_some() {
+            self.expiring -= 1;
+        }
+    }
+
+    /// Restores the invariants of `expiry` after the entry of `touched` changed: its top is
+    /// live, and stale items are at most as many as live ones (plus a little slack, so that
+    /// small caches do not rebuild often).
+    fn settle(&mut self, touched: Prefix) {
+        const SLACK: usize = 64;
+        if self.expiry.len() > 2 * self.expiring + SLACK {
+            let live: Vec<Reverse<(Instant, Prefix)>> = self
+                .table
+                .iter_unordered()
+                .filter_map(|(p, e)| e.expires.map(|at| Reverse((at, *p))))
+                .collect();
+            self.expiry = BinaryHeap::from(live);
+        }
+        // The top was live before the change, so it is still live unless it is the item of
+        // the entry that changed; the items below it may be stale.
+        let mut first = true;
+        while let Some(&Reverse((at, prefix))) = self.expiry.peek() {
+            let live = (first && prefix != touched)
+                || self
+                    .table
+                    .get(&prefix)
+                    .is_some_and(|e| e.expires == Some(at));
+            if live {
+                break;
+            }
+            first = false;
+            self.expiry.pop();
         }
     }
 
     /// Removes the entry of `prefix`.
     pub fn remove(&mut self, prefix: &Prefix) -> Option<Entry> {
         let old = self.table.remove(prefix)?;
-        self.forget(*prefix, &old);
+        self.forget(&old, None);
+        self.settle(*prefix);
         Some(old)
     }
 
@@ -180,24 +233,29 @@ impl Cache {
 
     /// The earliest expiry.
     pub fn next_expiry(&self) -> Option<Instant> {
-        self.expiry.first().map(|(at, _)| *at)
+        self.expiry.peek().map(|Reverse((at, _))| *at)
     }
 
     /// Removes and returns the entries whose expiry is at or before `now`, earliest first.
     pub fn expire(&mut self, now: Instant) -> Vec<(Prefix, Entry)> {
         let mut gone = Vec::new();
-        while let Some(&(at, prefix)) = self.expiry.first() {
+        // The top is live: removing its entry makes it stale, and `remove` pops it.
+        while let Some(&Reverse((at, prefix))) = self.expiry.peek() {
             if at > now {
                 break;
             }
-            if let Some(entry) = self.remove(&prefix) {
-                gone.push((prefix, entry));
+            match self.remove(&prefix) {
+                Some(entry) => gone.push((prefix, entry)),
+                // Not reached while the top is live; popping keeps the loop finite.
+                None => {
+                    self.expiry.pop();
+                }
             }
         }
         gone
     }
 
-    /// The entries in prefix order.
+    /// The entries in prefix order (sorted on each call: for show and configuration paths).
     pub fn iter(&self) -> impl Iterator<Item = (&Prefix, &Entry)> {
         self.table.iter()
     }
@@ -283,6 +341,32 @@ mod tests {
         assert_eq!(c.dynamic_len(), 0);
         assert_eq!(c.registered_by("10.1.1.2".parse().unwrap()), 0);
         assert_eq!(c.next_expiry(), None);
+    }
+
+    #[test]
+    fn refreshes_expire_once_in_order_with_a_bounded_heap() {
+        let now = Instant::now();
+        let mut c = Cache::new(64);
+        let hosts: Vec<Prefix> = (1..=20).map(|k| host(&format!("10.1.1.{k}"))).collect();
+        // Each host refreshed 50 times with a later expiry: 980 items go stale.
+        for round in 0..50u64 {
+            for (k, p) in hosts.iter().enumerate() {
+                let e = entry(EntryType::Registered, now, Some(100 + round + k as u64));
+                c.insert(*p, e).unwrap();
+                assert!(c.expiry.len() <= 2 * c.expiring + 64);
+            }
+        }
+        // Replacing an entry with a static one leaves a stale item that must not expire it.
+        c.insert(hosts[0], entry(EntryType::Static, now, None))
+            .unwrap();
+        assert_eq!(c.next_expiry(), Some(now + Duration::from_secs(150)));
+        assert!(c.expire(now + Duration::from_secs(149)).is_empty());
+        let gone = c.expire(now + Duration::from_secs(1000));
+        let order: Vec<Prefix> = gone.iter().map(|(p, _)| *p).collect();
+        assert_eq!(order, hosts[1..]);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.next_expiry(), None);
+        assert_eq!(c.registered_by("10.1.1.2".parse().unwrap()), 0);
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! longest-prefix-match table over them.
 
 use core::fmt;
+use core::hash::{Hash, Hasher};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 /// An IPv4 or IPv6 prefix whose host bits are zero: `192.168.2.0/24`, `10.1.1.2/32`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct Prefix {
     addr: IpAddr,
     len: u8,
@@ -84,6 +85,21 @@ impl Prefix {
     }
 }
 
+/// Hashes an IPv4 prefix as one 64-bit word and an IPv6 one as two writes (the length
+/// marked with the family): the derived hash of an `IpAddr` writes its discriminant, a
+/// slice length and the octets, which costs more on every lookup.
+impl Hash for Prefix {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self.addr {
+            IpAddr::V4(a) => state.write_u64((u64::from(a.to_bits()) << 8) | u64::from(self.len)),
+            IpAddr::V6(a) => {
+                state.write_u128(a.to_bits());
+                state.write_u16(0x100 | u16::from(self.len));
+            }
+        }
+    }
+}
+
 impl fmt::Display for Prefix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.addr, self.len)
@@ -92,11 +108,15 @@ impl fmt::Display for Prefix {
 
 /// A map from prefixes to values with longest-prefix-match lookup.
 ///
-/// Ordered (a `BTreeMap`), so iteration and therefore everything derived from it is
-/// deterministic. A lookup probes each prefix length in use, longest first.
+/// Hashed, so that the per-packet exact and longest-prefix lookups cost a hash each rather
+/// than a walk down a tree; a longest-prefix lookup probes each prefix length in use,
+/// longest first. The hash is std's randomly keyed SipHash, so that hostile registrations
+/// cannot aim at one bucket; its keys affect no output, because iteration sorts: it is in
+/// prefix order, and everything derived from it (show output, the multicast set) is
+/// deterministic. Iteration is for the show and configuration paths, not per packet.
 #[derive(Debug, Clone)]
 pub struct PrefixTable<T> {
-    map: BTreeMap<Prefix, T>,
+    map: HashMap<Prefix, T>,
     /// How many prefixes of each length (index = length) each family holds: `[v4, v6]`.
     lens: [[u32; 129]; 2],
 }
@@ -104,7 +124,7 @@ pub struct PrefixTable<T> {
 impl<T> Default for PrefixTable<T> {
     fn default() -> Self {
         PrefixTable {
-            map: BTreeMap::new(),
+            map: HashMap::new(),
             lens: [[0; 129]; 2],
         }
     }
@@ -173,9 +193,16 @@ impl<T> PrefixTable<T> {
         self.map.is_empty()
     }
 
-    /// The prefixes and values, in prefix order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Prefix, &T)> {
+    /// The prefixes and values, in no particular order.
+    pub(crate) fn iter_unordered(&self) -> impl Iterator<Item = (&Prefix, &T)> {
         self.map.iter()
+    }
+
+    /// The prefixes and values, in prefix order (sorted on each call).
+    pub fn iter(&self) -> impl Iterator<Item = (&Prefix, &T)> {
+        let mut all: Vec<(&Prefix, &T)> = self.map.iter().collect();
+        all.sort_unstable_by_key(|(p, _)| **p);
+        all.into_iter()
     }
 }
 

@@ -365,14 +365,13 @@ impl Engine {
             unique,
             request_id: reg.request_id,
         };
-        let reply_cies: Vec<Cie<'_>> = reg
-            .cies
-            .iter()
-            .map(|cie| Cie {
-                code: self.register_cie(now, peer, &cie),
-                ..cie
-            })
-            .collect();
+        // The lists are sized for the usual request (a host CIE and a few site prefixes;
+        // nhrpd's four extensions and authentication) so that they do not grow.
+        let mut reply_cies: Vec<Cie<'_>> = Vec::with_capacity(4);
+        for cie in reg.cies.iter() {
+            let code = self.register_cie(now, peer, &cie);
+            reply_cies.push(Cie { code, ..cie });
+        }
         let refused = reply_cies
             .iter()
             .filter(|c| c.code != CieCode::Success)
@@ -385,32 +384,37 @@ impl Engine {
             cfg.mtu,
             cfg.holdtime,
         )];
-        let nat_seen = Cie::host(from, src, cfg.mtu, 0);
+        // One walk over the request's extensions; the NAT extension is then found among
+        // them without parsing them again.
+        let mut exts: Option<Vec<Extension<'_>>> = repr.extensions.map(|exts| {
+            let mut list = Vec::with_capacity(8);
+            list.extend(exts.iter());
+            list
+        });
         let mut nat_cies: Vec<Cie<'_>> = Vec::new();
-        if let Some(cies) = repr
-            .find_extension(ExtensionType::NatAddress)
+        if let Some(cies) = exts
+            .iter()
+            .flatten()
+            .find(|e| e.ty() == ExtensionType::NatAddress)
             .and_then(|e| e.cies())
         {
+            nat_cies.reserve(4);
             nat_cies.extend(cies.iter());
             if from != claimed {
-                nat_cies.push(nat_seen);
+                nat_cies.push(Cie::host(from, src, cfg.mtu, 0));
             }
         }
-        let exts: Option<Vec<Extension<'_>>> = repr.extensions.map(|exts| {
-            exts.iter()
-                .map(|ext| match ext.body {
-                    ExtensionBody::ResponderAddress(_) => Extension {
-                        body: ExtensionBody::ResponderAddress(Seq::Items(&responder)),
-                        ..ext
-                    },
-                    ExtensionBody::NatAddress(_) => Extension {
-                        body: ExtensionBody::NatAddress(Seq::Items(&nat_cies)),
-                        ..ext
-                    },
-                    _ => ext,
-                })
-                .collect()
-        });
+        for ext in exts.iter_mut().flatten() {
+            match ext.body {
+                ExtensionBody::ResponderAddress(_) => {
+                    ext.body = ExtensionBody::ResponderAddress(Seq::Items(&responder));
+                }
+                ExtensionBody::NatAddress(_) => {
+                    ext.body = ExtensionBody::NatAddress(Seq::Items(&nat_cies));
+                }
+                _ => {}
+            }
+        }
         let reply = Repr {
             hop_count: HOP_COUNT_DEFAULT,
             message: Message::RegistrationReply(Registration {
