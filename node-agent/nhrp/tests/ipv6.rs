@@ -1,15 +1,16 @@
 //! IPv6: an IPv6 overlay over an IPv4 underlay (what Cisco and nhrpd fail to interoperate
 //! on, ../shared/research/anchors.md section 2.5) and over an IPv6 underlay: registration,
-//! redirect, resolution and a /64 shortcut, every packet round-tripping through dmvpn-wire.
+//! redirect, resolution and a /64 shortcut, every packet round-tripping through dmvpn-wire
+//! and dissected clean by tshark.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 mod sim;
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use dmvpn_nhrp::{Config, EntryType, NhsConfig, Prefix, Role};
-use dmvpn_wire::nhrp::{Packet, Repr};
 use sim::{Impairments, Sim, check_holdtimes};
 
 fn a(s: &str) -> IpAddr {
@@ -62,12 +63,11 @@ fn run(nbma: [&str; 3]) {
         shortcut(&sim),
         Some((Prefix::new(a("fd00:3::"), 64).unwrap(), a(nbma[2])))
     );
-    for (_, _, bytes) in sim.captured.take().unwrap() {
-        let repr = Repr::parse(&Packet::new_checked(&bytes[..]).unwrap()).unwrap();
-        let mut again = vec![0; repr.buffer_len()];
-        repr.emit(&mut again).unwrap();
-        assert_eq!(again, bytes);
-    }
+    let underlay = if nbma[0].contains(':') { "v6" } else { "v4" };
+    common::assert_packets_clean(
+        &format!("nhrp-ipv6-over-{underlay}"),
+        &sim.captured.take().unwrap(),
+    );
 }
 
 fn nbma_of_hub(spoke_nbma: &str) -> &'static str {

@@ -209,7 +209,8 @@ pub fn assert_tshark_clean(pcap: &std::path::Path) {
 
 /// Asserts that every captured packet (outer source, outer destination, NHRP message)
 /// round-trips through dmvpn-wire byte for byte and, where tshark is installed, that tshark
-/// dissects them all, framed in GRE over IPv4, without a malformed packet or expert error.
+/// dissects them all, framed in GRE over IPv4 or IPv6, without a malformed packet or expert
+/// error.
 pub fn assert_packets_clean(
     name: &str,
     captured: &[(std::net::IpAddr, std::net::IpAddr, Vec<u8>)],
@@ -241,7 +242,8 @@ pub fn assert_packets_clean(
             gre.emit(&mut payload).unwrap();
             match (from, to) {
                 (IpAddr::V4(s), IpAddr::V4(d)) => ipv4(*s, *d, gre::IP_PROTOCOL, &payload),
-                _ => unreachable!("IPv4 underlay"),
+                (IpAddr::V6(s), IpAddr::V6(d)) => ipv6(*s, *d, gre::IP_PROTOCOL, &payload),
+                _ => panic!("{from} -> {to}: one underlay family per packet"),
             }
         })
         .collect();
