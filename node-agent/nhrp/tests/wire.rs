@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use dmvpn_wire::gre;
 use dmvpn_wire::nhrp::{
     Address, CieCode, ErrorCode, ExtensionBody, Message, Operation, Packet, Repr,
 };
@@ -272,25 +271,7 @@ fn emitted_packets_round_trip_look_like_nhrpd_and_pass_tshark() {
     if !common::tshark_available() {
         return;
     }
-    let frames: Vec<Vec<u8>> = captured
-        .iter()
-        .map(|(from, to, bytes)| {
-            let gre = gre::Repr {
-                protocol: gre::Protocol::Nhrp,
-                checksum: false,
-                key: None,
-                sequence: None,
-            };
-            let mut payload = vec![0u8; gre.buffer_len()];
-            payload.extend_from_slice(bytes);
-            gre.emit(&mut payload).unwrap();
-            match (from, to) {
-                (IpAddr::V4(s), IpAddr::V4(d)) => common::ipv4(*s, *d, gre::IP_PROTOCOL, &payload),
-                _ => unreachable!("IPv4 underlay"),
-            }
-        })
-        .collect();
-    let pcap = common::write_pcap("nhrp-engine-seed", &frames);
+    let pcap = common::write_pcap("nhrp-engine-seed", &common::gre_frames(&captured));
     common::assert_tshark_clean(&pcap);
     let rows = common::tshark_fields(&pcap, &["nhrp.hdr.op.type", "nhrp.hdr.chksum.status"]);
     assert_eq!(rows.len(), captured.len());

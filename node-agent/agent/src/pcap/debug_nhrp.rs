@@ -134,13 +134,15 @@ fn addr(a: &Address<'_>) -> String {
     }
 }
 
-/// Cisco's flag words, in the order IOS prints them.
-fn flag_words(words: &[(bool, &str)], raw: u16, known: u16) -> String {
+/// Cisco's flag words for the bits of `raw`, in the order IOS prints them; bits without a
+/// word are shown in hex.
+fn flag_words(raw: u16, words: &[(u16, &str)]) -> String {
     let mut s: String = words
         .iter()
-        .filter(|(set, _)| *set)
+        .filter(|(bit, _)| raw & bit != 0)
         .map(|(_, w)| format!("{w} "))
         .collect();
+    let known = words.iter().fold(0, |acc, (bit, _)| acc | bit);
     if raw & !known != 0 {
         let _ = write!(s, "0x{:04x} ", raw & !known);
     }
@@ -149,41 +151,35 @@ fn flag_words(words: &[(bool, &str)], raw: u16, known: u16) -> String {
 
 fn resolution_flags(f: ResolutionFlags) -> String {
     flag_words(
-        &[
-            (f.contains(ResolutionFlags::ROUTER), "router"),
-            (f.contains(ResolutionFlags::AUTHORITATIVE), "auth"),
-            (
-                f.contains(ResolutionFlags::DESTINATION_STABLE),
-                "dst-stable",
-            ),
-            (f.contains(ResolutionFlags::UNIQUE), "unique"),
-            (f.contains(ResolutionFlags::SOURCE_STABLE), "src-stable"),
-            (f.contains(ResolutionFlags::NAT), "nat"),
-        ],
         f.0,
-        0xf802,
+        &[
+            (ResolutionFlags::ROUTER.0, "router"),
+            (ResolutionFlags::AUTHORITATIVE.0, "auth"),
+            (ResolutionFlags::DESTINATION_STABLE.0, "dst-stable"),
+            (ResolutionFlags::UNIQUE.0, "unique"),
+            (ResolutionFlags::SOURCE_STABLE.0, "src-stable"),
+            (ResolutionFlags::NAT.0, "nat"),
+        ],
     )
 }
 
 fn registration_flags(f: RegistrationFlags) -> String {
     flag_words(
-        &[
-            (f.contains(RegistrationFlags::UNIQUE), "unique"),
-            (f.contains(RegistrationFlags::NAT), "nat"),
-        ],
         f.0,
-        0x8002,
+        &[
+            (RegistrationFlags::UNIQUE.0, "unique"),
+            (RegistrationFlags::NAT.0, "nat"),
+        ],
     )
 }
 
 fn purge_flags(f: PurgeFlags) -> String {
     flag_words(
-        &[
-            (f.contains(PurgeFlags::NO_REPLY), "no-reply"),
-            (f.contains(PurgeFlags::NAT), "nat"),
-        ],
         f.0,
-        0x8002,
+        &[
+            (PurgeFlags::NO_REPLY.0, "no-reply"),
+            (PurgeFlags::NAT.0, "nat"),
+        ],
     )
 }
 
