@@ -288,29 +288,26 @@ impl OutboundSa {
             return Err(SealError::Expired);
         }
         let seq = self.next.ok_or(SealError::SequenceExhausted)?;
-        // RFC 4303 section 2.4: pad so that payload, padding and the two trailer bytes fill
-        // whole 4-byte words (what `esp::Trailer::for_payload` computes, here without its
-        // division and out of line call on the per-packet path).
-        let pad_len = (ALIGNMENT - (payload_len + esp::TRAILER_LEN) % ALIGNMENT) % ALIGNMENT;
-        let plain_len = payload_len + pad_len + esp::TRAILER_LEN;
+        // RFC 4303 section 2.4: payload, padding and the two trailer bytes fill whole words.
+        let trailer = Trailer::for_payload(payload_len, next_header, ALIGNMENT);
+        let plain_len = payload_len + trailer.buffer_len();
         let len = PAYLOAD_OFFSET + plain_len + ICV_LEN;
         let Some(packet) = buf.get_mut(..len) else {
             return Err(SealError::BufferTooSmall { needed: len });
         };
         let (head, rest) = packet.split_at_mut(PAYLOAD_OFFSET);
         let (plain, icv) = rest.split_at_mut(plain_len);
-        // The layout of `esp::Header` (SPI, low half of the sequence number), then the IV.
+        // SPI and the low half of the sequence number, then the IV (RFC 4106 section 3.1).
         let iv = seq.to_be_bytes();
-        head[..4].copy_from_slice(&self.spi.to_be_bytes());
-        head[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
-        head[8..].copy_from_slice(&iv);
-        // The layout of `esp::Trailer`: default padding 1, 2, 3, pad length, next header.
-        let trailer = &mut plain[payload_len..];
-        for (i, b) in trailer[..pad_len].iter_mut().enumerate() {
-            *b = i as u8 + 1;
+        let written = esp::Header {
+            spi: self.spi,
+            sequence: seq as u32,
         }
-        trailer[pad_len] = pad_len as u8;
-        trailer[pad_len + 1] = next_header;
+        .emit(head)
+        .and_then(|()| trailer.emit(&mut plain[payload_len..]));
+        // The slices were cut to exactly the header and trailer lengths above.
+        written.map_err(|_| SealError::BufferTooSmall { needed: len })?;
+        head[esp::HEADER_LEN..].copy_from_slice(&iv);
         let aad = Aad::new(self.spi, seq, self.sequence_numbers);
         let tag = self
             .cipher

@@ -216,6 +216,7 @@ impl Header {
     ///
     /// # Errors
     /// [`Error::BufferTooSmall`].
+    #[inline]
     pub fn emit(&self, buf: &mut [u8]) -> Result<()> {
         if buf.len() < HEADER_LEN {
             return Err(Error::BufferTooSmall);
@@ -239,6 +240,7 @@ pub struct Trailer {
 impl Trailer {
     /// The trailer for a payload of `payload_len` bytes padded to `alignment` with the
     /// default padding. `alignment` is taken between 1 and 256, the padding field's range.
+    #[inline]
     pub const fn for_payload(payload_len: usize, next_header: u8, alignment: usize) -> Self {
         let alignment = if alignment == 0 {
             1
@@ -301,6 +303,7 @@ impl Trailer {
     ///
     /// # Errors
     /// [`Error::BufferTooSmall`].
+    #[inline]
     pub fn emit(&self, buf: &mut [u8]) -> Result<()> {
         let len = self.buffer_len();
         if buf.len() < len {
