@@ -55,6 +55,11 @@ impl Output {
         }
     }
 
+    /// Whether neither batch holds a packet.
+    pub fn is_empty_both(&self) -> bool {
+        self.udp.is_empty() && self.tun.is_empty()
+    }
+
     /// Empties both batches (after they were sent and written).
     pub fn clear(&mut self) {
         self.udp.clear();
