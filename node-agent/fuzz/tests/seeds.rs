@@ -55,3 +55,13 @@ fn esp_sa_seeds() {
 fn nhrp_engine_seeds() {
     replay("nhrp_engine", dmvpn_fuzz::nhrp_engine::check);
 }
+
+#[test]
+fn ike_auth_data_seeds() {
+    replay("ike_auth_data", dmvpn_fuzz::ike_auth_data::check);
+}
+
+#[test]
+fn ike_fragment_seeds() {
+    replay("ike_fragment", dmvpn_fuzz::ike_fragment::check);
+}
