@@ -2,9 +2,15 @@
 //! fed `Arbitrary` fragments never panics and never holds more than its limits, and a
 //! message split by [`split`] comes back whole whatever order and duplicates it arrives in.
 
+use std::sync::LazyLock;
+
 use arbitrary::{Arbitrary, Unstructured};
 use dmvpn_ike::fragment::{Fragment, FragmentLimits, Progress, Reassembly, split};
 use dmvpn_wire::ikev2::PayloadType;
+
+/// The data fragments and messages are cut from: 64 KiB, enough for any `u16` length.
+static BYTES: LazyLock<Vec<u8>> =
+    LazyLock::new(|| (0..=u16::MAX).map(|i| i.to_le_bytes()[0] ^ 0xa5).collect());
 
 /// The most operations run from one input.
 const MAX_OPS: usize = 256;
@@ -37,7 +43,7 @@ pub fn check(data: &[u8]) {
         max_fragments: u16::from(max_fragments),
         max_bytes: usize::from(max_bytes),
     };
-    let bytes: Vec<u8> = (0..=u16::MAX).map(|i| i.to_le_bytes()[0] ^ 0xa5).collect();
+    let bytes = &*BYTES;
     let mut reassembly = Reassembly::new(limits);
     for _ in 0..MAX_OPS {
         if u.is_empty() {
