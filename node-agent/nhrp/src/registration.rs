@@ -29,13 +29,13 @@ use std::time::Instant;
 
 use dmvpn_wire::Seq;
 use dmvpn_wire::nhrp::{
-    Address, AddressFamily, Cie, CieCode, Extension, ExtensionBody, ExtensionType, Message,
-    NbmaAddress, Operation, PROTOCOL_IPV4, PROTOCOL_IPV6, Registration, RegistrationFlags, Repr,
+    Address, AddressFamily, Cie, CieCode, Extension, ExtensionBody, ExtensionIndex, ExtensionType,
+    Message, NbmaAddress, PROTOCOL_IPV4, PROTOCOL_IPV6, Registration, RegistrationFlags, Repr,
 };
 
 use crate::cache::{Entry, EntryType};
 use crate::config::NhsConfig;
-use crate::engine::{Engine, Event, HOP_COUNT_DEFAULT, encode};
+use crate::engine::{Engine, Event, HOP_COUNT_DEFAULT, send};
 use crate::error::DropReason;
 use crate::nhs::Selection;
 use crate::prefix::{Prefix, host_len};
@@ -244,9 +244,7 @@ impl Engine {
             }),
             extensions: Some(Seq::Items(&exts)),
         };
-        let payload = encode(&repr);
-        let dst = st.config.nbma;
-        self.transmit(dst, Operation::RegistrationRequest, payload);
+        send(&mut self.outbox, &mut self.counters, st.config.nbma, &repr);
     }
 
     /// A registration reply at the client: matches it with the pending request, records
@@ -256,7 +254,7 @@ impl Engine {
         &mut self,
         now: Instant,
         from: IpAddr,
-        repr: &Repr<'_>,
+        exts: &ExtensionIndex<'_>,
         reg: &Registration<'_>,
     ) -> Result<(), DropReason> {
         let i = self
@@ -273,8 +271,8 @@ impl Engine {
         if codes.len() < 1 + self.config.advertised_prefixes.len() {
             return Err(DropReason::MissingCie);
         }
-        let nat_nbma = repr
-            .find_extension(ExtensionType::NatAddress)
+        let nat_nbma = exts
+            .get(ExtensionType::NatAddress)
             .and_then(|ext| ext.cies())
             .and_then(|cies| cies.iter().nth(1))
             .and_then(|cie| self.nbma_ip(cie.nbma));
@@ -424,8 +422,7 @@ impl Engine {
             extensions: exts.as_deref().map(Seq::Items),
             ..*repr
         };
-        let payload = encode(&reply);
-        self.transmit(from, Operation::RegistrationReply, payload);
+        send(&mut self.outbox, &mut self.counters, from, &reply);
         Ok(())
     }
 

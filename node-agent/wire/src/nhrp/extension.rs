@@ -470,14 +470,12 @@ mod tests {
             parse_list(&[0x80, 0x03, 0, 8, 0x80, 0, 0, 0]).unwrap_err(),
             Error::Truncated
         );
-        let (list, index) =
-            parse_list(&[0x80, 0x03, 0, 0, 0x80, 0x04, 0, 0, 0x80, 0x03, 0, 0, 0x80, 0, 0, 0])
-                .unwrap();
+        let (list, index) = parse_list(&[
+            0x80, 0x03, 0, 0, 0x80, 0x04, 0, 0, 0x80, 0x03, 0, 0, 0x80, 0, 0, 0,
+        ])
+        .unwrap();
         assert_eq!(list.len(), 3);
-        assert_eq!(
-            index.get(ExtensionType::ForwardTransit),
-            list.iter().nth(1)
-        );
+        assert_eq!(index.get(ExtensionType::ForwardTransit), list.iter().nth(1));
         assert_eq!(
             index.get(ExtensionType::ResponderAddress),
             list.iter().next()
