@@ -51,6 +51,7 @@ use crate::engine::{Engine, Event, HOP_COUNT_DEFAULT, send};
 use crate::error::DropReason;
 use crate::prefix::{Prefix, host_len};
 use crate::registration::{PREFIX_LEN_UNIQUE, family, protocol};
+use crate::small::SmallList;
 use crate::timer::Timer;
 
 /// The first retransmission timeout of a resolution request (nhrpd: 1 s, doubling).
@@ -355,25 +356,26 @@ impl Engine {
             .map(|b| Cie::host(b.nbma, b.owner, cfg.mtu, 0));
         let nat: &[Cie<'_>] = owner_nat.as_slice();
         let own_password = cfg.password.as_ref().map(|p| p.expose());
-        let exts: Option<Vec<Extension<'_>>> = repr.extensions.map(|exts| {
-            exts.iter()
-                .map(|ext| match ext.body {
-                    ExtensionBody::ResponderAddress(_) => Extension {
-                        body: ExtensionBody::ResponderAddress(Seq::Items(&responder)),
-                        ..ext
-                    },
-                    ExtensionBody::NatAddress(_) => Extension {
-                        body: ExtensionBody::NatAddress(Seq::Items(nat)),
-                        ..ext
-                    },
-                    // Regenerated hop by hop; equal to the request's once it is checked.
-                    ExtensionBody::Authentication { .. } => {
-                        own_password.map_or(ext, Extension::cleartext_password)
-                    }
-                    _ => ext,
-                })
-                .collect()
-        });
+        let mut exts: SmallList<Extension<'_>, 8> = SmallList::new(Extension::new(
+            ExtensionBody::ResponderAddress(Seq::empty()),
+        ));
+        if let Some(list) = repr.extensions {
+            exts.extend(list.iter().map(|ext| match ext.body {
+                ExtensionBody::ResponderAddress(_) => Extension {
+                    body: ExtensionBody::ResponderAddress(Seq::Items(&responder)),
+                    ..ext
+                },
+                ExtensionBody::NatAddress(_) => Extension {
+                    body: ExtensionBody::NatAddress(Seq::Items(nat)),
+                    ..ext
+                },
+                // Regenerated hop by hop; equal to the request's once it is checked.
+                ExtensionBody::Authentication { .. } => {
+                    own_password.map_or(ext, Extension::cleartext_password)
+                }
+                _ => ext,
+            }));
+        }
         let keep = req.flags.0 & (ResolutionFlags::ROUTER.0 | ResolutionFlags::SOURCE_STABLE.0);
         let flags = ResolutionFlags(keep)
             | ResolutionFlags::DESTINATION_STABLE
@@ -385,7 +387,7 @@ impl Engine {
                 cies: Seq::Items(&cies),
                 ..*req
             }),
-            extensions: exts.as_deref().map(Seq::Items),
+            extensions: repr.extensions.map(|_| Seq::Items(exts.as_slice())),
             ..*repr
         };
         send(&mut self.outbox, &mut self.counters, from, &reply);
