@@ -2,12 +2,13 @@
 //! 4-byte type 1 then the unpadded password, compared byte for byte as FRR nhrpd does
 //! (`nhrp_peer.c nhrp_connection_authorized`).
 
-use dmvpn_wire::nhrp::{AUTH_CLEARTEXT, ExtensionBody, ExtensionType, Repr};
+use dmvpn_wire::nhrp::{AUTH_CLEARTEXT, Extension, ExtensionBody};
 
 use crate::config::Password;
 use crate::error::DropReason;
 
-/// Checks the authentication of a received message against the configured password.
+/// Checks the authentication of a received message, whose first authentication extension
+/// is `ext`, against the configured password.
 ///
 /// Without a password every message passes (Cisco and nhrpd without `ip nhrp
 /// authentication`). With one, the message must carry an authentication extension whose
@@ -15,11 +16,11 @@ use crate::error::DropReason;
 ///
 /// # Errors
 /// [`DropReason::AuthenticationMissing`] or [`DropReason::AuthenticationMismatch`].
-pub fn check(password: Option<&Password>, repr: &Repr<'_>) -> Result<(), DropReason> {
+pub fn check(password: Option<&Password>, ext: Option<Extension<'_>>) -> Result<(), DropReason> {
     let Some(password) = password else {
         return Ok(());
     };
-    match repr.find_extension(ExtensionType::Authentication) {
+    match ext {
         None => Err(DropReason::AuthenticationMissing),
         Some(ext) => match ext.body {
             ExtensionBody::Authentication { auth_type, data }
@@ -35,54 +36,31 @@ pub fn check(password: Option<&Password>, repr: &Repr<'_>) -> Result<(), DropRea
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dmvpn_wire::Seq;
-    use dmvpn_wire::nhrp::{
-        AddressFamily, AuthData, Extension, Message, NbmaAddress, PROTOCOL_IPV4, Registration,
-        RegistrationFlags,
-    };
-
-    fn repr<'a>(exts: Option<&'a [Extension<'a>]>) -> Repr<'a> {
-        Repr {
-            afn: AddressFamily::Ipv4,
-            protocol_type: PROTOCOL_IPV4,
-            protocol_snap: [0; 5],
-            hop_count: 1,
-            message: Message::RegistrationRequest(Registration {
-                flags: RegistrationFlags::UNIQUE,
-                request_id: 1,
-                src_nbma: NbmaAddress::NONE,
-                src_nbma_sub: NbmaAddress::NONE,
-                src_proto: dmvpn_wire::nhrp::Address::Empty,
-                dst_proto: dmvpn_wire::nhrp::Address::Empty,
-                cies: Seq::empty(),
-            }),
-            extensions: exts.map(Seq::Items),
-        }
-    }
+    use dmvpn_wire::nhrp::AuthData;
 
     #[test]
     fn byte_exact() {
         let pw = Password::new(b"test123").unwrap();
-        assert_eq!(check(None, &repr(None)), Ok(()));
+        assert_eq!(check(None, None), Ok(()));
         assert_eq!(
-            check(Some(&pw), &repr(None)),
+            check(Some(&pw), None),
             Err(DropReason::AuthenticationMissing)
         );
-        let good = [Extension::cleartext_password(b"test123")];
-        assert_eq!(check(Some(&pw), &repr(Some(&good))), Ok(()));
+        let good = Extension::cleartext_password(b"test123");
+        assert_eq!(check(Some(&pw), Some(good)), Ok(()));
         for bad in [&b"test12"[..], b"test1234", b"TEST123", b"test123\0"] {
-            let ext = [Extension::cleartext_password(bad)];
+            let ext = Extension::cleartext_password(bad);
             assert_eq!(
-                check(Some(&pw), &repr(Some(&ext))),
+                check(Some(&pw), Some(ext)),
                 Err(DropReason::AuthenticationMismatch)
             );
         }
-        let other_type = [Extension::new(ExtensionBody::Authentication {
+        let other_type = Extension::new(ExtensionBody::Authentication {
             auth_type: 2,
             data: AuthData::new(b"test123"),
-        })];
+        });
         assert_eq!(
-            check(Some(&pw), &repr(Some(&other_type))),
+            check(Some(&pw), Some(other_type)),
             Err(DropReason::AuthenticationMismatch)
         );
     }

@@ -98,8 +98,9 @@ pub struct Cache {
     expiring: usize,
     limit: usize,
     dynamic: usize,
-    /// The number of registered entries of each owner (tunnel address).
-    registered: HashMap<IpAddr, usize>,
+    /// The number of registered entries of each owner, keyed by the host prefix of its
+    /// tunnel address (whose hash is one word, where an `IpAddr`'s is three writes).
+    registered: HashMap<Prefix, usize>,
 }
 
 impl Cache {
@@ -139,7 +140,10 @@ impl Cache {
         }
         // A refresh by the same owner leaves its count as it is.
         if entry.kind == EntryType::Registered && !old.is_some_and(|o| same_owner(&o, &entry)) {
-            *self.registered.entry(entry.tunnel).or_default() += 1;
+            *self
+                .registered
+                .entry(Prefix::host(entry.tunnel))
+                .or_default() += 1;
         }
         if let Some(at) = entry.expires {
             self.expiring += 1;
@@ -159,11 +163,11 @@ impl Cache {
         }
         if old.kind == EntryType::Registered
             && !new.is_some_and(|new| same_owner(old, new))
-            && let Some(n) = self.registered.get_mut(&old.tunnel)
+            && let Some(n) = self.registered.get_mut(&Prefix::host(old.tunnel))
         {
             *n -= 1;
             if *n == 0 {
-                self.registered.remove(&old.tunnel);
+                self.registered.remove(&Prefix::host(old.tunnel));
             }
         }
         if old.expires.is_some() {
@@ -272,7 +276,10 @@ impl Cache {
 
     /// The number of registered entries whose owner is `tunnel`.
     pub fn registered_by(&self, tunnel: IpAddr) -> usize {
-        self.registered.get(&tunnel).copied().unwrap_or(0)
+        self.registered
+            .get(&Prefix::host(tunnel))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The number of dynamic entries.

@@ -164,6 +164,56 @@ impl Random for SplitMix64 {
     }
 }
 
+/// The packets waiting for [`Engine::poll_transmit`]: their bytes back to back in one buffer,
+/// which is reused once the queue has been drained, so that sending allocates nothing in the
+/// steady state.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    /// The emitted messages.
+    bytes: Vec<u8>,
+    /// Each queued message: its destination, and where its bytes start and end in `bytes`.
+    queue: VecDeque<(IpAddr, usize, usize)>,
+}
+
+impl Outbox {
+    /// Emits `repr` at the end of the buffer and queues it for `dst`; false, with nothing
+    /// queued, when the codec refuses it (the engine builds from validated addresses, so
+    /// this does not happen).
+    fn push(&mut self, dst: IpAddr, repr: &Repr<'_>) -> bool {
+        if self.queue.is_empty() {
+            self.bytes.clear();
+        }
+        let start = self.bytes.len();
+        let end = start + repr.buffer_len();
+        self.bytes.resize(end, 0);
+        match self.bytes.get_mut(start..).map(|buf| repr.emit(buf)) {
+            Some(Ok(_)) => {
+                self.queue.push_back((dst, start, end));
+                true
+            }
+            _ => {
+                self.bytes.truncate(start);
+                false
+            }
+        }
+    }
+
+    /// The next message and its destination.
+    fn pop(&mut self) -> Option<(IpAddr, &[u8])> {
+        let (dst, start, end) = self.queue.pop_front()?;
+        Some((dst, self.bytes.get(start..end).unwrap_or_default()))
+    }
+}
+
+/// Emits `repr` for `dst` into `outbox` and counts it as sent. It takes the two fields
+/// rather than the engine, so that `repr` may borrow the rest of the engine (the password
+/// of its configuration).
+pub(crate) fn send(outbox: &mut Outbox, counters: &mut Counters, dst: IpAddr, repr: &Repr<'_>) {
+    if outbox.push(dst, repr) {
+        counters.sent.bump(repr.operation());
+    }
+}
+
 /// The NHRP engine of one interface (one network id): hub or spoke, as configured.
 pub struct Engine {
     pub(crate) config: Config,
@@ -171,7 +221,7 @@ pub struct Engine {
     pub(crate) timers: TimerTable,
     pub(crate) nhs: Vec<NhsState>,
     pub(crate) counters: Counters,
-    transmits: VecDeque<Transmit>,
+    pub(crate) outbox: Outbox,
     events: VecDeque<Event>,
     pub(crate) rng: Box<dyn Random + Send>,
     pub(crate) next_request_id: u32,
@@ -267,7 +317,7 @@ impl Engine {
             timers,
             nhs,
             counters: Counters::default(),
-            transmits: VecDeque::new(),
+            outbox: Outbox::default(),
             events: VecDeque::new(),
             rng,
             next_request_id,
@@ -319,7 +369,21 @@ impl Engine {
 
     /// The next packet to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.outbox.pop().map(|(dst, payload)| Transmit {
+            dst,
+            payload: payload.to_vec(),
+        })
+    }
+
+    /// The next packet to send, written into `buf` (cleared first) instead of a fresh
+    /// buffer: the same queue as [`Engine::poll_transmit`], for a driver that reuses its
+    /// send buffer. Returns the NBMA destination, or `None` (and `buf` untouched) when
+    /// nothing waits.
+    pub fn poll_transmit_into(&mut self, buf: &mut Vec<u8>) -> Option<IpAddr> {
+        let (dst, payload) = self.outbox.pop()?;
+        buf.clear();
+        buf.extend_from_slice(payload);
+        Some(dst)
     }
 
     /// The next event.
@@ -369,7 +433,7 @@ impl Engine {
 
     fn dispatch(&mut self, now: Instant, from: IpAddr, bytes: &[u8]) -> Result<(), DropReason> {
         let packet = Packet::new_checked(bytes).map_err(|_| DropReason::Malformed)?;
-        let repr = Repr::parse(&packet).map_err(|_| DropReason::Malformed)?;
+        let (repr, exts) = Repr::parse_indexed(&packet).map_err(|_| DropReason::Malformed)?;
         self.check_families(&repr)?;
         if let Message::ErrorIndication(ind) = repr.message {
             // Acted on only as an event and a counter, so accepted without authentication:
@@ -381,7 +445,10 @@ impl Engine {
             });
             return Ok(());
         }
-        if let Err(reason) = auth::check(self.config.password.as_ref(), &repr) {
+        if let Err(reason) = auth::check(
+            self.config.password.as_ref(),
+            exts.get(ExtensionType::Authentication),
+        ) {
             // FRR nhrpd answers an authentication failure with Error Indication code 11;
             // never in answer to an Error Indication (handled above).
             self.send_error_indication(now, from, ErrorCode::AuthenticationFailure, bytes, &repr);
@@ -392,9 +459,11 @@ impl Engine {
             Message::RegistrationRequest(reg) if self.config.role == Role::Hub => {
                 self.serve_registration(now, from, &repr, &reg)
             }
-            Message::RegistrationReply(reg) => self.registration_reply(now, from, &repr, &reg),
-            Message::ResolutionRequest(req) => self.serve_resolution(now, from, &repr, &req),
-            Message::ResolutionReply(reply) => self.resolution_reply(now, from, &repr, &reply),
+            Message::RegistrationReply(reg) => self.registration_reply(now, from, &exts, &reg),
+            Message::ResolutionRequest(req) => self.serve_resolution(now, from, &repr, &exts, &req),
+            Message::ResolutionReply(reply) => {
+                self.resolution_reply(now, from, &repr, &exts, &reply)
+            }
             Message::TrafficIndication(ind) => self.traffic_indication(now, from, &ind),
             Message::PurgeRequest(purge) => self.serve_purge(from, &repr, &purge),
             // Nothing waits for it: a purge is done when sent.
@@ -503,16 +572,7 @@ impl Engine {
             }),
             extensions: None,
         };
-        let payload = encode(&ind);
-        self.transmit(to, Operation::ErrorIndication, payload);
-    }
-
-    /// Queues an emitted message for `dst` and counts it.
-    pub(crate) fn transmit(&mut self, dst: IpAddr, op: Operation, payload: Option<Vec<u8>>) {
-        if let Some(payload) = payload {
-            self.counters.sent.bump(op);
-            self.transmits.push_back(Transmit { dst, payload });
-        }
+        send(&mut self.outbox, &mut self.counters, to, &ind);
     }
 
     /// Queues an event.
@@ -538,14 +598,6 @@ impl Engine {
         self.timers
             .set(Timer::CacheExpiry, self.cache.next_expiry());
     }
-}
-
-/// Emits `repr` into a fresh buffer. `None` only when the engine built something the codec
-/// cannot write (it builds from validated addresses, so this does not happen).
-pub(crate) fn encode(repr: &Repr<'_>) -> Option<Vec<u8>> {
-    let mut buf = vec![0u8; repr.buffer_len()];
-    repr.emit(&mut buf).ok()?;
-    Some(buf)
 }
 
 /// The source protocol address of a message, for the destination of an Error Indication.

@@ -42,6 +42,7 @@ pub mod purge;
 pub mod registration;
 pub mod resolution;
 pub mod show;
+mod small;
 mod timer;
 pub mod traffic_indication;
 mod update;

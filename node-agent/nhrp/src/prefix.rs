@@ -7,7 +7,7 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::collections::HashMap;
 
 /// An IPv4 or IPv6 prefix whose host bits are zero: `192.168.2.0/24`, `10.1.1.2/32`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Prefix {
     addr: IpAddr,
     len: u8,
@@ -97,6 +97,27 @@ impl Hash for Prefix {
                 state.write_u16(0x100 | u16::from(self.len));
             }
         }
+    }
+}
+
+/// IPv4 before IPv6, then by address, then by length: the order a derived `Ord` gives, on
+/// integers rather than on octet arrays (the cache's expiry heap compares prefixes whose
+/// expiries tie).
+impl Ord for Prefix {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        let addr = match (self.addr, other.addr) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => a.to_bits().cmp(&b.to_bits()),
+            (IpAddr::V6(a), IpAddr::V6(b)) => a.to_bits().cmp(&b.to_bits()),
+            (IpAddr::V4(_), IpAddr::V6(_)) => core::cmp::Ordering::Less,
+            (IpAddr::V6(_), IpAddr::V4(_)) => core::cmp::Ordering::Greater,
+        };
+        addr.then(self.len.cmp(&other.len))
+    }
+}
+
+impl PartialOrd for Prefix {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -227,6 +248,27 @@ mod tests {
         assert_eq!(p("fd00::1:2", 112).to_string(), "fd00::1:0/112");
         assert!(Prefix::new("10.0.0.1".parse().unwrap(), 33).is_err());
         assert!(p("10.1.1.2", 32).is_host());
+    }
+
+    #[test]
+    fn order_is_family_address_length() {
+        let sorted = [
+            p("0.0.0.0", 0),
+            p("10.0.0.0", 8),
+            p("10.0.0.0", 24),
+            p("10.0.0.1", 32),
+            p("192.168.0.0", 16),
+            p("::", 0),
+            p("fd00::", 8),
+            p("fd00::1", 128),
+        ];
+        for (i, a) in sorted.iter().enumerate() {
+            for (j, b) in sorted.iter().enumerate() {
+                assert_eq!(a.cmp(b), i.cmp(&j), "{a} vs {b}");
+                // The same as comparing the fields in order.
+                assert_eq!(a.cmp(b), (a.addr, a.len).cmp(&(b.addr, b.len)));
+            }
+        }
     }
 
     #[test]

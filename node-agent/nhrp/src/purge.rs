@@ -26,11 +26,11 @@ use std::time::Instant;
 
 use dmvpn_wire::Seq;
 use dmvpn_wire::nhrp::{
-    Address, Cie, CieCode, Extension, Message, NbmaAddress, Operation, Purge, PurgeFlags, Repr,
+    Address, Cie, CieCode, Extension, Message, NbmaAddress, Purge, PurgeFlags, Repr,
 };
 
 use crate::cache::{Entry, EntryType};
-use crate::engine::{Engine, Event, HOP_COUNT_DEFAULT, RemoveReason, encode};
+use crate::engine::{Engine, Event, HOP_COUNT_DEFAULT, RemoveReason, send};
 use crate::error::DropReason;
 use crate::nhs::Selection;
 use crate::prefix::{Prefix, host_len};
@@ -163,9 +163,7 @@ impl Engine {
             }),
             extensions: Some(auth.as_ref().map_or(Seq::empty(), |a| Seq::Items(&a[..]))),
         };
-        let payload = encode(&repr);
-        let dst = st.config.nbma;
-        self.transmit(dst, Operation::PurgeRequest, payload);
+        send(&mut self.outbox, &mut self.counters, st.config.nbma, &repr);
     }
 
     /// A purge request: withdraws the registrations or shortcuts it names that its sender
@@ -224,8 +222,7 @@ impl Engine {
             message: Message::PurgeReply(*purge),
             ..*repr
         };
-        let payload = encode(&reply);
-        self.transmit(from, Operation::PurgeReply, payload);
+        send(&mut self.outbox, &mut self.counters, from, &reply);
         Ok(())
     }
 
@@ -270,7 +267,6 @@ impl Engine {
             .as_ref()
             .map(|pw| [Extension::cleartext_password(pw.expose())]);
         let me = cfg.tunnel_address;
-        let mut payloads = Vec::new();
         for (k, holder) in holders.into_iter().enumerate() {
             let repr = Repr {
                 afn: family(cfg.nbma_address),
@@ -288,10 +284,7 @@ impl Engine {
                 }),
                 extensions: Some(auth.as_ref().map_or(Seq::empty(), |a| Seq::Items(&a[..]))),
             };
-            payloads.push((holder, encode(&repr)));
-        }
-        for (holder, payload) in payloads {
-            self.transmit(holder, Operation::PurgeRequest, payload);
+            send(&mut self.outbox, &mut self.counters, holder, &repr);
         }
     }
 }

@@ -29,16 +29,17 @@ use std::time::Instant;
 
 use dmvpn_wire::Seq;
 use dmvpn_wire::nhrp::{
-    Address, AddressFamily, Cie, CieCode, Extension, ExtensionBody, ExtensionType, Message,
-    NbmaAddress, Operation, PROTOCOL_IPV4, PROTOCOL_IPV6, Registration, RegistrationFlags, Repr,
+    Address, AddressFamily, Cie, CieCode, Extension, ExtensionBody, ExtensionIndex, ExtensionType,
+    Message, NbmaAddress, PROTOCOL_IPV4, PROTOCOL_IPV6, Registration, RegistrationFlags, Repr,
 };
 
 use crate::cache::{Entry, EntryType};
 use crate::config::NhsConfig;
-use crate::engine::{Engine, Event, HOP_COUNT_DEFAULT, encode};
+use crate::engine::{Engine, Event, HOP_COUNT_DEFAULT, send};
 use crate::error::DropReason;
 use crate::nhs::Selection;
 use crate::prefix::{Prefix, host_len};
+use crate::small::SmallList;
 use crate::timer::Timer;
 
 /// `ar$hopcnt` of a Registration Request: FRR nhrpd sends 1 (the NHS is one hop away).
@@ -244,9 +245,7 @@ impl Engine {
             }),
             extensions: Some(Seq::Items(&exts)),
         };
-        let payload = encode(&repr);
-        let dst = st.config.nbma;
-        self.transmit(dst, Operation::RegistrationRequest, payload);
+        send(&mut self.outbox, &mut self.counters, st.config.nbma, &repr);
     }
 
     /// A registration reply at the client: matches it with the pending request, records
@@ -256,7 +255,7 @@ impl Engine {
         &mut self,
         now: Instant,
         from: IpAddr,
-        repr: &Repr<'_>,
+        exts: &ExtensionIndex<'_>,
         reg: &Registration<'_>,
     ) -> Result<(), DropReason> {
         let i = self
@@ -273,8 +272,8 @@ impl Engine {
         if codes.len() < 1 + self.config.advertised_prefixes.len() {
             return Err(DropReason::MissingCie);
         }
-        let nat_nbma = repr
-            .find_extension(ExtensionType::NatAddress)
+        let nat_nbma = exts
+            .get(ExtensionType::NatAddress)
             .and_then(|ext| ext.cies())
             .and_then(|cies| cies.iter().nth(1))
             .and_then(|cie| self.nbma_ip(cie.nbma));
@@ -365,18 +364,16 @@ impl Engine {
             unique,
             request_id: reg.request_id,
         };
-        // The lists are sized for the usual request (a host CIE and a few site prefixes;
-        // nhrpd's four extensions and authentication) so that they do not grow.
-        let mut reply_cies: Vec<Cie<'_>> = Vec::with_capacity(4);
+        // The lists hold the usual request (a host CIE and a few site prefixes; nhrpd's four
+        // extensions and authentication) on the stack.
+        let mut reply_cies: SmallList<Cie<'_>, 4> = SmallList::new(Cie::request(0, 0, 0));
+        let mut refused = 0;
         for cie in reg.cies.iter() {
             let code = self.register_cie(now, peer, &cie);
+            refused += u64::from(code != CieCode::Success);
             reply_cies.push(Cie { code, ..cie });
         }
-        let refused = reply_cies
-            .iter()
-            .filter(|c| c.code != CieCode::Success)
-            .count();
-        self.counters.registrations_refused += refused as u64;
+        self.counters.registrations_refused += refused;
         let cfg = &self.config;
         let responder = [Cie::host(
             cfg.nbma_address,
@@ -386,31 +383,31 @@ impl Engine {
         )];
         // One walk over the request's extensions; the NAT extension is then found among
         // them without parsing them again.
-        let mut exts: Option<Vec<Extension<'_>>> = repr.extensions.map(|exts| {
-            let mut list = Vec::with_capacity(8);
-            list.extend(exts.iter());
-            list
-        });
-        let mut nat_cies: Vec<Cie<'_>> = Vec::new();
+        let mut exts: SmallList<Extension<'_>, 8> = SmallList::new(Extension::new(
+            ExtensionBody::ResponderAddress(Seq::empty()),
+        ));
+        if let Some(list) = repr.extensions {
+            exts.extend(list.iter());
+        }
+        let mut nat_cies: SmallList<Cie<'_>, 4> = SmallList::new(Cie::request(0, 0, 0));
         if let Some(cies) = exts
+            .as_slice()
             .iter()
-            .flatten()
             .find(|e| e.ty() == ExtensionType::NatAddress)
             .and_then(|e| e.cies())
         {
-            nat_cies.reserve(4);
             nat_cies.extend(cies.iter());
             if from != claimed {
                 nat_cies.push(Cie::host(from, src, cfg.mtu, 0));
             }
         }
-        for ext in exts.iter_mut().flatten() {
+        for ext in exts.as_mut_slice() {
             match ext.body {
                 ExtensionBody::ResponderAddress(_) => {
                     ext.body = ExtensionBody::ResponderAddress(Seq::Items(&responder));
                 }
                 ExtensionBody::NatAddress(_) => {
-                    ext.body = ExtensionBody::NatAddress(Seq::Items(&nat_cies));
+                    ext.body = ExtensionBody::NatAddress(Seq::Items(nat_cies.as_slice()));
                 }
                 _ => {}
             }
@@ -418,14 +415,13 @@ impl Engine {
         let reply = Repr {
             hop_count: HOP_COUNT_DEFAULT,
             message: Message::RegistrationReply(Registration {
-                cies: Seq::Items(&reply_cies),
+                cies: Seq::Items(reply_cies.as_slice()),
                 ..*reg
             }),
-            extensions: exts.as_deref().map(Seq::Items),
+            extensions: repr.extensions.map(|_| Seq::Items(exts.as_slice())),
             ..*repr
         };
-        let payload = encode(&reply);
-        self.transmit(from, Operation::RegistrationReply, payload);
+        send(&mut self.outbox, &mut self.counters, from, &reply);
         Ok(())
     }
 

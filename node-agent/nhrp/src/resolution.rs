@@ -41,16 +41,17 @@ use std::time::Instant;
 
 use dmvpn_wire::Seq;
 use dmvpn_wire::nhrp::{
-    Address, Cie, CieCode, Extension, ExtensionBody, ExtensionType, Message, NbmaAddress,
-    Operation, Repr, Resolution, ResolutionFlags,
+    Address, Cie, CieCode, Extension, ExtensionBody, ExtensionIndex, ExtensionType, Message,
+    NbmaAddress, Repr, Resolution, ResolutionFlags,
 };
 
 use crate::cache::{Entry, EntryType};
 use crate::config::Role;
-use crate::engine::{Engine, Event, HOP_COUNT_DEFAULT, encode};
+use crate::engine::{Engine, Event, HOP_COUNT_DEFAULT, send};
 use crate::error::DropReason;
 use crate::prefix::{Prefix, host_len};
 use crate::registration::{PREFIX_LEN_UNIQUE, family, protocol};
+use crate::small::SmallList;
 use crate::timer::Timer;
 
 /// The first retransmission timeout of a resolution request (nhrpd: 1 s, doubling).
@@ -258,9 +259,7 @@ impl Engine {
             }),
             extensions: Some(Seq::Items(&exts)),
         };
-        let payload = encode(&repr);
-        let dst = st.config.nbma;
-        self.transmit(dst, Operation::ResolutionRequest, payload);
+        send(&mut self.outbox, &mut self.counters, st.config.nbma, &repr);
     }
 
     /// Who is authoritative for `target` here: ourselves for local entries, a client for
@@ -301,6 +300,7 @@ impl Engine {
         now: Instant,
         from: IpAddr,
         repr: &Repr<'_>,
+        exts: &ExtensionIndex<'_>,
         req: &Resolution<'_>,
     ) -> Result<(), DropReason> {
         let target = self
@@ -310,7 +310,7 @@ impl Engine {
             .ok_or(DropReason::WrongAddressFamily)?;
         let request_cie = req.cies.first().ok_or(DropReason::MissingCie)?;
         if in_transit(
-            repr,
+            exts,
             ExtensionType::ForwardTransit,
             self.config.tunnel_address,
         ) {
@@ -319,11 +319,11 @@ impl Engine {
         let binding = self.binding(now, target);
         let routed = !self.nhs.is_empty() || self.route(target).is_some();
         if binding.is_none() && self.config.role == Role::Hub && routed {
-            return self.forward_request(from, target, repr, req);
+            return self.forward_request(from, target, repr, exts, req);
         }
         // A forwarded request's sender is the previous NHS, which cannot take a purge of
         // the requester's shortcut.
-        let direct = transit_len(repr, ExtensionType::ForwardTransit) == 0;
+        let direct = transit_len(exts, ExtensionType::ForwardTransit) == 0;
         if let Some(b) = binding.filter(|b| b.registered && direct) {
             self.remember_shortcut(b.prefix, from);
         }
@@ -356,25 +356,26 @@ impl Engine {
             .map(|b| Cie::host(b.nbma, b.owner, cfg.mtu, 0));
         let nat: &[Cie<'_>] = owner_nat.as_slice();
         let own_password = cfg.password.as_ref().map(|p| p.expose());
-        let exts: Option<Vec<Extension<'_>>> = repr.extensions.map(|exts| {
-            exts.iter()
-                .map(|ext| match ext.body {
-                    ExtensionBody::ResponderAddress(_) => Extension {
-                        body: ExtensionBody::ResponderAddress(Seq::Items(&responder)),
-                        ..ext
-                    },
-                    ExtensionBody::NatAddress(_) => Extension {
-                        body: ExtensionBody::NatAddress(Seq::Items(nat)),
-                        ..ext
-                    },
-                    // Regenerated hop by hop; equal to the request's once it is checked.
-                    ExtensionBody::Authentication { .. } => {
-                        own_password.map_or(ext, Extension::cleartext_password)
-                    }
-                    _ => ext,
-                })
-                .collect()
-        });
+        let mut exts: SmallList<Extension<'_>, 8> = SmallList::new(Extension::new(
+            ExtensionBody::ResponderAddress(Seq::empty()),
+        ));
+        if let Some(list) = repr.extensions {
+            exts.extend(list.iter().map(|ext| match ext.body {
+                ExtensionBody::ResponderAddress(_) => Extension {
+                    body: ExtensionBody::ResponderAddress(Seq::Items(&responder)),
+                    ..ext
+                },
+                ExtensionBody::NatAddress(_) => Extension {
+                    body: ExtensionBody::NatAddress(Seq::Items(nat)),
+                    ..ext
+                },
+                // Regenerated hop by hop; equal to the request's once it is checked.
+                ExtensionBody::Authentication { .. } => {
+                    own_password.map_or(ext, Extension::cleartext_password)
+                }
+                _ => ext,
+            }));
+        }
         let keep = req.flags.0 & (ResolutionFlags::ROUTER.0 | ResolutionFlags::SOURCE_STABLE.0);
         let flags = ResolutionFlags(keep)
             | ResolutionFlags::DESTINATION_STABLE
@@ -386,11 +387,10 @@ impl Engine {
                 cies: Seq::Items(&cies),
                 ..*req
             }),
-            extensions: exts.as_deref().map(Seq::Items),
+            extensions: repr.extensions.map(|_| Seq::Items(exts.as_slice())),
             ..*repr
         };
-        let payload = encode(&reply);
-        self.transmit(from, Operation::ResolutionReply, payload);
+        send(&mut self.outbox, &mut self.counters, from, &reply);
         Ok(())
     }
 
@@ -400,10 +400,11 @@ impl Engine {
         now: Instant,
         from: IpAddr,
         repr: &Repr<'_>,
+        exts: &ExtensionIndex<'_>,
         reply: &Resolution<'_>,
     ) -> Result<(), DropReason> {
         if in_transit(
-            repr,
+            exts,
             ExtensionType::ReverseTransit,
             self.config.tunnel_address,
         ) {
@@ -413,7 +414,7 @@ impl Engine {
             .tunnel_ip(reply.src_proto)
             .ok_or(DropReason::WrongAddressFamily)?;
         if requester != self.config.tunnel_address && self.config.role == Role::Hub {
-            return self.forward_reply(from, requester, repr, reply);
+            return self.forward_reply(from, requester, repr, exts, reply);
         }
         let pending = *self
             .resolutions
@@ -439,8 +440,8 @@ impl Engine {
         let claimed = self
             .nbma_ip(cie.nbma)
             .ok_or(DropReason::WrongAddressFamily)?;
-        let nbma = repr
-            .find_extension(ExtensionType::NatAddress)
+        let nbma = exts
+            .get(ExtensionType::NatAddress)
             .and_then(|e| e.cies())
             .and_then(|cies| cies.iter().find(|c| self.tunnel_ip(c.proto) == Some(owner)))
             .and_then(|c| self.nbma_ip(c.nbma))
@@ -536,10 +537,11 @@ impl Engine {
         from: IpAddr,
         target: IpAddr,
         repr: &Repr<'_>,
+        exts: &ExtensionIndex<'_>,
         req: &Resolution<'_>,
     ) -> Result<(), DropReason> {
-        let transit: Vec<IpAddr> = repr
-            .find_extension(ExtensionType::ForwardTransit)
+        let transit: Vec<IpAddr> = exts
+            .get(ExtensionType::ForwardTransit)
             .and_then(|e| e.cies())
             .map(|cies| {
                 cies.iter()
@@ -566,7 +568,7 @@ impl Engine {
             return Err(DropReason::HopCountExceeded);
         }
         let message = Message::ResolutionRequest(*req);
-        self.forward(next, repr, message, ExtensionType::ForwardTransit);
+        self.forward(next, repr, exts, message, ExtensionType::ForwardTransit);
         Ok(())
     }
 
@@ -584,6 +586,7 @@ impl Engine {
         from: IpAddr,
         requester: IpAddr,
         repr: &Repr<'_>,
+        exts: &ExtensionIndex<'_>,
         reply: &Resolution<'_>,
     ) -> Result<(), DropReason> {
         let next_hop = self.nhs.iter().any(|s| s.config.nbma == from)
@@ -607,7 +610,7 @@ impl Engine {
             return Err(DropReason::HopCountExceeded);
         }
         let message = Message::ResolutionReply(*reply);
-        self.forward(next, repr, message, ExtensionType::ReverseTransit);
+        self.forward(next, repr, exts, message, ExtensionType::ReverseTransit);
         Ok(())
     }
 
@@ -618,13 +621,14 @@ impl Engine {
         &mut self,
         next: IpAddr,
         repr: &Repr<'_>,
+        exts: &ExtensionIndex<'_>,
         message: Message<'_>,
         record: ExtensionType,
     ) {
         let cfg = &self.config;
         let own = Cie::host(cfg.nbma_address, cfg.tunnel_address, cfg.mtu, cfg.holdtime);
-        let mut transit: Vec<Cie<'_>> = repr
-            .find_extension(record)
+        let mut transit: Vec<Cie<'_>> = exts
+            .get(record)
             .and_then(|e| e.cies())
             .map(|cies| cies.iter().collect())
             .unwrap_or_default();
@@ -654,32 +658,27 @@ impl Engine {
         if !exts.iter().any(|e| e.ty() == record) {
             exts.insert(0, Extension::new(body(Seq::Items(&transit))));
         }
-        let op = match message {
-            Message::ResolutionRequest(_) => Operation::ResolutionRequest,
-            _ => Operation::ResolutionReply,
-        };
         let forwarded = Repr {
             hop_count: repr.hop_count - 1,
             message,
             extensions: Some(Seq::Items(&exts)),
             ..*repr
         };
-        let payload = encode(&forwarded);
-        self.transmit(next, op, payload);
+        send(&mut self.outbox, &mut self.counters, next, &forwarded);
     }
 }
 
-/// The number of CIEs in the transit extension `record` of `repr`.
-fn transit_len(repr: &Repr<'_>, record: ExtensionType) -> usize {
-    repr.find_extension(record)
+/// The number of CIEs in the transit extension `record` of a message with extensions `exts`.
+fn transit_len(exts: &ExtensionIndex<'_>, record: ExtensionType) -> usize {
+    exts.get(record)
         .and_then(|e| e.cies())
         .map_or(0, |cies| cies.len())
 }
 
-/// Whether the transit extension `record` of `repr` names `me` (RFC 2332 section 5.3.3:
-/// a loop).
-fn in_transit(repr: &Repr<'_>, record: ExtensionType, me: IpAddr) -> bool {
-    repr.find_extension(record)
+/// Whether the transit extension `record` of a message with extensions `exts` names `me`
+/// (RFC 2332 section 5.3.3: a loop).
+fn in_transit(exts: &ExtensionIndex<'_>, record: ExtensionType, me: IpAddr) -> bool {
+    exts.get(record)
         .and_then(|e| e.cies())
         .is_some_and(|cies| cies.iter().any(|c| c.proto.ip() == Some(me)))
 }

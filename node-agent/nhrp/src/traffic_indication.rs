@@ -16,12 +16,12 @@ use std::time::Instant;
 
 use dmvpn_wire::Seq;
 use dmvpn_wire::nhrp::{
-    Address, Extension, Message, NbmaAddress, Operation, Repr, TrafficCode, TrafficIndication,
+    Address, Extension, Message, NbmaAddress, Repr, TrafficCode, TrafficIndication,
 };
 
 use crate::cache::EntryType;
 use crate::config::Role;
-use crate::engine::{Engine, encode};
+use crate::engine::{Engine, send};
 use crate::error::DropReason;
 use crate::registration::{family, protocol};
 
@@ -89,8 +89,7 @@ impl Engine {
             }),
             extensions: exts.as_ref().map(|e| Seq::Items(&e[..])),
         };
-        let payload = encode(&repr);
-        self.transmit(nbma, Operation::TrafficIndication, payload);
+        send(&mut self.outbox, &mut self.counters, nbma, &repr);
     }
 
     /// A Traffic Indication at a spoke: resolves the destination of the data packet it

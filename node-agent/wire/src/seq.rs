@@ -13,11 +13,29 @@ pub trait Element<'a>: Sized {
     /// Any [`Error`] of the element's format.
     fn parse_one(buf: &'a [u8]) -> Result<(Self, usize)>;
 
+    /// Parses the element at the start of bytes that [`Seq::parse`] already validated, for
+    /// iteration. An element that holds a list of its own may skip validating it again (the
+    /// NHRP extensions holding CIEs): the default parses as [`Element::parse_one`]. Must
+    /// still check every length against `buf`, so that unvalidated bytes never panic.
+    ///
+    /// # Errors
+    /// Any [`Error`] of the element's format.
+    fn parse_validated(buf: &'a [u8]) -> Result<(Self, usize)> {
+        Self::parse_one(buf)
+    }
+
     /// The number of bytes [`Element::emit_one`] writes.
     fn wire_len(&self) -> usize;
 
     /// Writes the element at the start of `buf`, which is at least [`Element::wire_len`] long.
     fn emit_one(&self, buf: &mut [u8]);
+
+    /// Writes the element like [`Element::emit_one`] and returns [`Element::wire_len`]; an
+    /// element whose length takes a walk over its parts may count them as it writes them.
+    fn emit_len(&self, buf: &mut [u8]) -> usize {
+        self.emit_one(buf);
+        self.wire_len()
+    }
 }
 
 /// A list of elements: `Wire` holds bytes that [`Seq::parse`] validated completely, `Items`
@@ -107,8 +125,7 @@ impl<'a, T: Element<'a> + Clone> Seq<'a, T> {
             Seq::Items(items) => {
                 let mut at = 0;
                 for item in *items {
-                    item.emit_one(&mut buf[at..]);
-                    at += item.wire_len();
+                    at += item.emit_len(&mut buf[at..]);
                 }
                 at
             }
@@ -179,7 +196,7 @@ impl<'a, T: Element<'a> + Clone> Iterator for SeqIter<'a, T> {
                 }
                 // The bytes were validated by `Seq::parse`, so this cannot fail; if it ever
                 // did, ending the iteration is the safe answer.
-                match T::parse_one(buf) {
+                match T::parse_validated(buf) {
                     Ok((item, used)) if used > 0 && used <= buf.len() => {
                         *buf = &buf[used..];
                         Some(item)

@@ -165,6 +165,11 @@ impl<'a> Element<'a> for Cie<'a> {
     /// Writes the CIE; lengths that do not fit (see [`Cie::check`]) are written truncated to
     /// their field, which the message emitters rule out beforehand.
     fn emit_one(&self, buf: &mut [u8]) {
+        self.emit_len(buf);
+    }
+
+    /// Writes the CIE and returns its length, adding up its addresses as it writes them.
+    fn emit_len(&self, buf: &mut [u8]) -> usize {
         buf[field::CODE] = self.code.into();
         buf[field::PREFIX_LEN] = self.prefix_len;
         buf[2..4].fill(0);
@@ -178,7 +183,7 @@ impl<'a> Element<'a> for Cie<'a> {
         let mut at = CIE_HEADER_LEN;
         at += self.nbma.address.emit(&mut buf[at..]);
         at += self.nbma_sub.address.emit(&mut buf[at..]);
-        self.proto.emit(&mut buf[at..]);
+        at + self.proto.emit(&mut buf[at..])
     }
 }
 

@@ -226,25 +226,28 @@ impl<'a> Extension<'a> {
     }
 }
 
-impl<'a> Element<'a> for Extension<'a> {
-    /// Parses one extension other than End (which [`super::Repr::parse`] handles).
-    ///
-    /// # Errors
-    /// [`Error::Truncated`] when the value runs past `buf`, [`Error::Malformed`] for End,
-    /// [`Error::UnknownCritical`] for an unknown compulsory type, and the errors of the CIEs
-    /// of a CIE-list extension (whose value must be exactly whole CIEs).
-    fn parse_one(buf: &'a [u8]) -> Result<(Self, usize)> {
+impl<'a> Extension<'a> {
+    /// Parses one extension; the CIEs of a CIE-list extension are validated when `validate`
+    /// is set, and otherwise kept as the bytes of a list that [`Seq::parse`] validated before.
+    fn parse_body(buf: &'a [u8], validate: bool) -> Result<(Self, usize)> {
         let head = buf.get(..EXTENSION_HEADER_LEN).ok_or(Error::Truncated)?;
         let raw_type = u16::from_be_bytes([head[0], head[1]]);
         let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
         let end = EXTENSION_HEADER_LEN + len;
         let value = buf.get(EXTENSION_HEADER_LEN..end).ok_or(Error::Truncated)?;
         let compulsory = raw_type & COMPULSORY != 0;
+        let cies = |value: &'a [u8]| {
+            if validate {
+                Seq::parse(value)
+            } else {
+                Ok(Seq::Wire(value))
+            }
+        };
         let body = match ExtensionType::from(raw_type & TYPE_MASK) {
             ExtensionType::End => return Err(Error::Malformed),
-            ExtensionType::ResponderAddress => ExtensionBody::ResponderAddress(Seq::parse(value)?),
-            ExtensionType::ForwardTransit => ExtensionBody::ForwardTransit(Seq::parse(value)?),
-            ExtensionType::ReverseTransit => ExtensionBody::ReverseTransit(Seq::parse(value)?),
+            ExtensionType::ResponderAddress => ExtensionBody::ResponderAddress(cies(value)?),
+            ExtensionType::ForwardTransit => ExtensionBody::ForwardTransit(cies(value)?),
+            ExtensionType::ReverseTransit => ExtensionBody::ReverseTransit(cies(value)?),
             ExtensionType::Authentication => {
                 let ty = value.get(..AUTH_TYPE_LEN).ok_or(Error::BadLength)?;
                 ExtensionBody::Authentication {
@@ -253,7 +256,7 @@ impl<'a> Element<'a> for Extension<'a> {
                 }
             }
             ExtensionType::VendorPrivate => ExtensionBody::VendorPrivate { data: value },
-            ExtensionType::NatAddress => ExtensionBody::NatAddress(Seq::parse(value)?),
+            ExtensionType::NatAddress => ExtensionBody::NatAddress(cies(value)?),
             ExtensionType::Unknown(ty) => {
                 if compulsory {
                     return Err(Error::UnknownCritical(ty));
@@ -263,6 +266,23 @@ impl<'a> Element<'a> for Extension<'a> {
         };
         Ok((Extension { compulsory, body }, end))
     }
+}
+
+impl<'a> Element<'a> for Extension<'a> {
+    /// Parses one extension other than End (which [`super::Repr::parse`] handles).
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] when the value runs past `buf`, [`Error::Malformed`] for End,
+    /// [`Error::UnknownCritical`] for an unknown compulsory type, and the errors of the CIEs
+    /// of a CIE-list extension (whose value must be exactly whole CIEs).
+    fn parse_one(buf: &'a [u8]) -> Result<(Self, usize)> {
+        Self::parse_body(buf, true)
+    }
+
+    /// Parses one extension of a validated list without validating its CIEs again.
+    fn parse_validated(buf: &'a [u8]) -> Result<(Self, usize)> {
+        Self::parse_body(buf, false)
+    }
 
     fn wire_len(&self) -> usize {
         EXTENSION_HEADER_LEN + self.value_len()
@@ -271,25 +291,31 @@ impl<'a> Element<'a> for Extension<'a> {
     /// Writes the extension; what [`Extension::check`] rejects is written truncated to its
     /// field, which [`super::Repr::emit`] rules out beforehand.
     fn emit_one(&self, buf: &mut [u8]) {
+        self.emit_len(buf);
+    }
+
+    /// Writes the extension and returns its length, measuring the value as it writes it.
+    fn emit_len(&self, buf: &mut [u8]) -> usize {
         let ty = u16::from(self.ty()) & TYPE_MASK | if self.compulsory { COMPULSORY } else { 0 };
         buf[0..2].copy_from_slice(&ty.to_be_bytes());
-        buf[2..4].copy_from_slice(&(self.value_len() as u16).to_be_bytes());
         let value = &mut buf[EXTENSION_HEADER_LEN..];
-        match self.body {
+        let len = match self.body {
             ExtensionBody::ResponderAddress(cies)
             | ExtensionBody::ForwardTransit(cies)
             | ExtensionBody::ReverseTransit(cies)
-            | ExtensionBody::NatAddress(cies) => {
-                cies.emit(value);
-            }
+            | ExtensionBody::NatAddress(cies) => cies.emit(value),
             ExtensionBody::Authentication { auth_type, data } => {
                 value[..AUTH_TYPE_LEN].copy_from_slice(&auth_type.to_be_bytes());
                 value[AUTH_TYPE_LEN..AUTH_TYPE_LEN + data.len()].copy_from_slice(data.expose());
+                AUTH_TYPE_LEN + data.len()
             }
             ExtensionBody::VendorPrivate { data } | ExtensionBody::Unknown { data, .. } => {
                 value[..data.len()].copy_from_slice(data);
+                data.len()
             }
-        }
+        };
+        buf[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        EXTENSION_HEADER_LEN + len
     }
 }
 
@@ -299,15 +325,55 @@ pub(crate) fn emit_end(buf: &mut [u8]) {
     buf[..EXTENSION_HEADER_LEN].copy_from_slice(&[0x80, 0, 0, 0]);
 }
 
+/// The first extension of each known type in a message (RFC 2332 section 5.3), noted in the
+/// walk that validates the list, so that the NHRP procedures look an extension up without
+/// parsing the list again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExtensionIndex<'a> {
+    /// By [`ExtensionIndex::slot`].
+    first: [Option<Extension<'a>>; 6],
+}
+
+impl<'a> ExtensionIndex<'a> {
+    /// The slot of a known type other than End.
+    fn slot(ty: ExtensionType) -> Option<usize> {
+        match ty {
+            ExtensionType::ResponderAddress => Some(0),
+            ExtensionType::ForwardTransit => Some(1),
+            ExtensionType::ReverseTransit => Some(2),
+            ExtensionType::Authentication => Some(3),
+            ExtensionType::VendorPrivate => Some(4),
+            ExtensionType::NatAddress => Some(5),
+            ExtensionType::End | ExtensionType::Unknown(_) => None,
+        }
+    }
+
+    /// Notes `ext` unless an extension of its type came before.
+    fn note(&mut self, ext: Extension<'a>) {
+        if let Some(slot) = Self::slot(ext.ty()).and_then(|i| self.first.get_mut(i))
+            && slot.is_none()
+        {
+            *slot = Some(ext);
+        }
+    }
+
+    /// The first extension of type `ty`, as [`super::Repr::find_extension`] finds it; always
+    /// `None` for End and unknown types, which are not indexed.
+    pub fn get(&self, ty: ExtensionType) -> Option<Extension<'a>> {
+        Self::slot(ty).and_then(|i| self.first.get(i).copied().flatten())
+    }
+}
+
 /// Reads the extension list that starts at `buf[0]` and must end with End of Extensions
-/// exactly at the end of `buf` (RFC 2332 section 5.3). End may come with or without the
-/// compulsory bit.
+/// exactly at the end of `buf` (RFC 2332 section 5.3), and notes the first extension of each
+/// known type. End may come with or without the compulsory bit.
 ///
 /// # Errors
 /// [`Error::Truncated`] when End is missing or an extension runs past `buf`,
 /// [`Error::Malformed`] for an End with a value or bytes after End, and the errors of
 /// [`Extension`]s.
-pub(crate) fn parse_list(buf: &[u8]) -> Result<Seq<'_, Extension<'_>>> {
+pub(crate) fn parse_list(buf: &[u8]) -> Result<(Seq<'_, Extension<'_>>, ExtensionIndex<'_>)> {
+    let mut index = ExtensionIndex::default();
     let mut at = 0;
     loop {
         let rest = buf.get(at..).unwrap_or_default();
@@ -317,9 +383,10 @@ pub(crate) fn parse_list(buf: &[u8]) -> Result<Seq<'_, Extension<'_>>> {
             if head[2..4] != [0, 0] || rest.len() != EXTENSION_HEADER_LEN {
                 return Err(Error::Malformed);
             }
-            return Ok(Seq::Wire(&buf[..at]));
+            return Ok((Seq::Wire(&buf[..at]), index));
         }
-        let (_, used) = Extension::parse_one(rest)?;
+        let (ext, used) = Extension::parse_one(rest)?;
+        index.note(ext);
         at += used;
     }
 }
@@ -385,8 +452,8 @@ mod tests {
 
     #[test]
     fn list_needs_a_single_final_end() {
-        assert!(parse_list(&[0x80, 0, 0, 0]).unwrap().is_empty());
-        assert!(parse_list(&[0x00, 0, 0, 0]).unwrap().is_empty());
+        assert!(parse_list(&[0x80, 0, 0, 0]).unwrap().0.is_empty());
+        assert!(parse_list(&[0x00, 0, 0, 0]).unwrap().0.is_empty());
         assert_eq!(
             parse_list(&[0x80, 0x03, 0, 0]).unwrap_err(),
             Error::Truncated
@@ -403,7 +470,16 @@ mod tests {
             parse_list(&[0x80, 0x03, 0, 8, 0x80, 0, 0, 0]).unwrap_err(),
             Error::Truncated
         );
-        let list = parse_list(&[0x80, 0x03, 0, 0, 0x80, 0x04, 0, 0, 0x80, 0, 0, 0]).unwrap();
-        assert_eq!(list.len(), 2);
+        let (list, index) = parse_list(&[
+            0x80, 0x03, 0, 0, 0x80, 0x04, 0, 0, 0x80, 0x03, 0, 0, 0x80, 0, 0, 0,
+        ])
+        .unwrap();
+        assert_eq!(list.len(), 3);
+        assert_eq!(index.get(ExtensionType::ForwardTransit), list.iter().nth(1));
+        assert_eq!(
+            index.get(ExtensionType::ResponderAddress),
+            list.iter().next()
+        );
+        assert_eq!(index.get(ExtensionType::NatAddress), None);
     }
 }

@@ -22,7 +22,9 @@ pub mod traffic_indication;
 pub use address::{Address, NbmaAddress};
 pub use cie::{Cie, CieCode};
 pub use error_indication::{ErrorCode, ErrorIndication};
-pub use extension::{AUTH_CLEARTEXT, AuthData, Extension, ExtensionBody, ExtensionType};
+pub use extension::{
+    AUTH_CLEARTEXT, AuthData, Extension, ExtensionBody, ExtensionIndex, ExtensionType,
+};
 pub use header::{AddressFamily, HEADER_LEN, Operation, PROTOCOL_IPV4, PROTOCOL_IPV6, Packet};
 pub use message::{
     CommonHeader, Message, Purge, PurgeFlags, Registration, RegistrationFlags, Resolution,
@@ -69,6 +71,15 @@ impl<'a> Repr<'a> {
     /// bit; [`Error::UnknownCritical`] for an unknown compulsory extension; and the errors of
     /// [`Packet::new_checked`].
     pub fn parse(packet: &Packet<&'a [u8]>) -> Result<Repr<'a>> {
+        Self::parse_indexed(packet).map(|(repr, _)| repr)
+    }
+
+    /// Parses a message like [`Repr::parse`] and also returns the first extension of each
+    /// known type, noted while the extensions were validated.
+    ///
+    /// # Errors
+    /// Those of [`Repr::parse`].
+    pub fn parse_indexed(packet: &Packet<&'a [u8]>) -> Result<(Repr<'a>, ExtensionIndex<'a>)> {
         let packet = Packet::new_checked(*packet.inner())?;
         if !packet.verify_checksum() {
             return Err(Error::BadChecksum);
@@ -78,20 +89,23 @@ impl<'a> Repr<'a> {
         let extoff = usize::from(packet.extension_offset());
         let end = if extoff == 0 { size } else { extoff };
         let message = Message::parse(packet.operation(), msg, end)?;
-        let extensions = match extoff {
-            0 => None,
-            _ => Some(extension::parse_list(
-                msg.get(extoff..).ok_or(Error::BadOffset)?,
-            )?),
+        let (extensions, index) = match extoff {
+            0 => (None, ExtensionIndex::default()),
+            _ => {
+                let (list, index) =
+                    extension::parse_list(msg.get(extoff..).ok_or(Error::BadOffset)?)?;
+                (Some(list), index)
+            }
         };
-        Ok(Repr {
+        let repr = Repr {
             afn: packet.address_family(),
             protocol_type: packet.protocol_type(),
             protocol_snap: packet.protocol_snap(),
             hop_count: packet.hop_count(),
             message,
             extensions,
-        })
+        };
+        Ok((repr, index))
     }
 
     /// The message type.
@@ -608,6 +622,12 @@ mod tests {
                     prop_assert_eq!(&buf[len - 4..len], &[0x80, 0, 0, 0]);
                     prop_assert_eq!(exts.len(), Repr::parse(&p).unwrap().extensions.unwrap().len());
                 }
+            }
+            // The index names the first extension of each known type, as a search does.
+            let (parsed, index) = Repr::parse_indexed(&p).unwrap();
+            for ty in [3u16, 4, 5, 7, 8, 9].map(ExtensionType::from) {
+                prop_assert_eq!(index.get(ty), parsed.find_extension(ty));
+                prop_assert_eq!(index.get(ty), repr.find_extension(ty));
             }
             // A second emit of the parsed (wire-form) representation gives the same bytes.
             let parsed = Repr::parse(&p).unwrap();
