@@ -9,6 +9,7 @@
 pub mod dataplane;
 pub mod esp_sa;
 pub mod ike_auth_data;
+pub mod ike_engine;
 pub mod ike_fragment;
 pub mod ikev2;
 pub mod nhrp;

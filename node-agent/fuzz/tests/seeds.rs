@@ -65,3 +65,8 @@ fn ike_auth_data_seeds() {
 fn ike_fragment_seeds() {
     replay("ike_fragment", dmvpn_fuzz::ike_fragment::check);
 }
+
+#[test]
+fn ike_engine_seeds() {
+    replay("ike_engine", dmvpn_fuzz::ike_engine::check);
+}

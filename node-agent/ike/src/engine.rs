@@ -1,0 +1,472 @@
+//! The engine: every IKE SA of this node, input dispatch, output queues, timers and
+//! commands (quinn-proto style). Feed it datagrams with [`Engine::handle_datagram`], time with
+//! [`Engine::handle_timeout`] and commands; then drain [`Engine::poll_transmit`],
+//! [`Engine::poll_event`] and ask [`Engine::poll_timeout`], in that order.
+
+use core::net::{IpAddr, SocketAddr};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::Instant;
+
+use dmvpn_wire::ikev2::{ExchangeType, Packet, Repr};
+use dmvpn_wire::udp_encap::{Datagram, NAT_T_PORT};
+
+use crate::auth::Identity;
+use crate::config::{Config, ConfigError};
+use crate::cookie::CookieJar;
+use crate::counters::Counters;
+use crate::crypto::random::{Random, nonzero_u64};
+use crate::error::DropReason;
+use crate::event::{DownReason, Event};
+use crate::keylog::KeyLog;
+use crate::sa::{IkeSa, Request, State};
+
+/// A datagram to send: the UDP payload (with the non-ESP marker on port 4500) from `local`
+/// to `remote`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Our address and port to send from.
+    pub local: SocketAddr,
+    /// The destination.
+    pub remote: SocketAddr,
+    /// The UDP payload.
+    pub payload: Vec<u8>,
+}
+
+/// What a handler asks the engine to do with the SA it handled.
+#[derive(Debug, Default)]
+pub(crate) struct Effects {
+    /// Forget the SA.
+    pub remove: bool,
+    /// The SA just became established: check for a duplicate (section 2.8.1).
+    pub established: bool,
+    /// A new SA to add (an IKE SA rekey's successor).
+    pub new_sa: Option<IkeSa>,
+}
+
+/// The engine's state apart from the SA table, which handlers borrow beside one SA.
+pub(crate) struct Ctx {
+    pub config: Config,
+    pub identity: Identity,
+    pub rng: Box<dyn Random>,
+    pub transmits: VecDeque<Transmit>,
+    pub events: VecDeque<Event>,
+    pub counters: Counters,
+    pub key_log: KeyLog,
+}
+
+/// A summary of one IKE SA, for show commands and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IkeSaInfo {
+    /// The peer.
+    pub peer: IpAddr,
+    /// SPIi.
+    pub spi_i: u64,
+    /// SPIr.
+    pub spi_r: u64,
+    /// Whether we are its original initiator.
+    pub initiator: bool,
+    /// Whether it is established.
+    pub established: bool,
+    /// Whether IKE travels on UDP 4500.
+    pub udp_encap: bool,
+    /// Its CHILD_SAs: (inbound SPI, outbound SPI).
+    pub children: Vec<(u32, u32)>,
+}
+
+/// The IKEv2 engine of a node: owns every IKE SA it has with its peers.
+pub struct Engine {
+    pub(crate) ctx: Ctx,
+    pub(crate) sas: HashMap<u64, IkeSa>,
+    pub(crate) by_peer: HashMap<IpAddr, Vec<u64>>,
+    /// Half-open responder SAs by (initiator address, SPIi), to answer a retransmitted
+    /// IKE_SA_INIT (section 2.1).
+    pub(crate) init_index: HashMap<(IpAddr, u64), u64>,
+    pub(crate) wakeups: BTreeSet<(Instant, u64)>,
+    pub(crate) cookies: CookieJar,
+    pub(crate) half_open: usize,
+}
+
+impl core::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Engine")
+            .field("local_addr", &self.ctx.config.local_addr)
+            .field("sas", &self.sas.len())
+            .field("half_open", &self.half_open)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine started at `now` with no SA.
+    ///
+    /// # Errors
+    /// The [`ConfigError`] of [`Config::validate`].
+    pub fn new(
+        config: Config,
+        mut rng: Box<dyn Random>,
+        now: Instant,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let cookies = CookieJar::new(&mut *rng, now, config.cookie_secret_lifetime);
+        Ok(Engine {
+            ctx: Ctx {
+                identity: config.own_identity(),
+                config,
+                rng,
+                transmits: VecDeque::new(),
+                events: VecDeque::new(),
+                counters: Counters::default(),
+                key_log: KeyLog::default(),
+            },
+            sas: HashMap::new(),
+            by_peer: HashMap::new(),
+            init_index: HashMap::new(),
+            wakeups: BTreeSet::new(),
+            cookies,
+            half_open: 0,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.ctx.config
+    }
+
+    /// A snapshot of the counters.
+    pub fn counters(&self) -> Counters {
+        let mut c = self.ctx.counters.clone();
+        c.half_open = self.half_open as u64;
+        c.ike_sas = self.sas.len() as u64;
+        c
+    }
+
+    /// The keys of every SA brought up so far (empty unless [`Config::key_log`]).
+    pub fn key_log(&self) -> &KeyLog {
+        &self.ctx.key_log
+    }
+
+    /// Every IKE SA, in no particular order.
+    pub fn ike_sas(&self) -> Vec<IkeSaInfo> {
+        self.sas
+            .values()
+            .map(|sa| IkeSaInfo {
+                peer: sa.peer,
+                spi_i: sa.spi_i,
+                spi_r: sa.spi_r,
+                initiator: sa.initiator,
+                established: sa.established(),
+                udp_encap: sa.encap,
+                children: sa
+                    .children
+                    .iter()
+                    .map(|c| (c.inbound_spi, c.outbound_spi))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.ctx.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.ctx.events.pop_front()
+    }
+
+    /// When [`Engine::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let sa = self.wakeups.first().map(|(at, _)| *at);
+        Some(sa.map_or(self.cookies.rotate_at(), |at| {
+            at.min(self.cookies.rotate_at())
+        }))
+    }
+
+    /// Brings up an IKE SA and a CHILD_SA with `peer` (on UDP 500, floating to 4500). Does
+    /// nothing if an SA with the peer exists or is being set up, by either side.
+    pub fn initiate(&mut self, now: Instant, peer: IpAddr) {
+        if self.by_peer.get(&peer).is_some_and(|v| {
+            v.iter().any(|s| {
+                self.sas
+                    .get(s)
+                    .is_some_and(|sa| !sa.deleting && !sa.rekeyed)
+            })
+        }) {
+            return;
+        }
+        let spi = self.fresh_spi();
+        match self.ctx.start_initiator(now, peer, spi) {
+            Ok(sa) => self.insert(sa, now),
+            Err(_) => self.ctx.events.push_back(Event::IkeSaFailed {
+                peer,
+                reason: crate::event::FailReason::BadResponse,
+            }),
+        }
+    }
+
+    /// Deletes every IKE SA with `peer` (and so their CHILD_SAs), with an INFORMATIONAL
+    /// DELETE (RFC 7296 section 1.4.1); SAs not yet established are dropped silently.
+    pub fn delete(&mut self, now: Instant, peer: IpAddr) {
+        for spi in self.by_peer.get(&peer).cloned().unwrap_or_default() {
+            let Some(mut sa) = self.sas.remove(&spi) else {
+                continue;
+            };
+            let effects = if sa.established() {
+                self.ctx.queue_delete_ike(&mut sa, DownReason::Deleted);
+                Effects::default()
+            } else {
+                Effects {
+                    remove: true,
+                    ..Default::default()
+                }
+            };
+            self.apply(sa, effects, now);
+        }
+    }
+
+    /// Rekeys every CHILD_SA with `peer` (CREATE_CHILD_SA, RFC 7296 section 1.3.3).
+    pub fn rekey_child(&mut self, now: Instant, peer: IpAddr) {
+        self.with_established(now, peer, |sa| {
+            let spis: Vec<u32> = sa
+                .children
+                .iter()
+                .filter(|c| !c.superseded && !c.rekeying && !c.deleting)
+                .map(|c| c.inbound_spi)
+                .collect();
+            sa.queue.extend(spis.into_iter().map(Request::RekeyChild));
+        });
+    }
+
+    /// Rekeys the IKE SA with `peer` (CREATE_CHILD_SA, RFC 7296 section 1.3.2).
+    pub fn rekey_ike(&mut self, now: Instant, peer: IpAddr) {
+        self.with_established(now, peer, |sa| {
+            if !sa.queue.contains(&Request::RekeyIke) {
+                sa.queue.push_back(Request::RekeyIke);
+            }
+        });
+    }
+
+    fn with_established(&mut self, now: Instant, peer: IpAddr, f: impl Fn(&mut IkeSa)) {
+        for spi in self.by_peer.get(&peer).cloned().unwrap_or_default() {
+            let Some(mut sa) = self.sas.remove(&spi) else {
+                continue;
+            };
+            if sa.established() && !sa.rekeyed && !sa.deleting {
+                f(&mut sa);
+            }
+            self.apply(sa, Effects::default(), now);
+        }
+    }
+
+    /// Runs the timers due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.cookies.rotate_at() <= now {
+            self.cookies.rotate(&mut *self.ctx.rng, now);
+        }
+        let due: Vec<u64> = self
+            .wakeups
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, spi)| *spi)
+            .collect();
+        for spi in due {
+            let Some(mut sa) = self.sas.remove(&spi) else {
+                continue;
+            };
+            let effects = self.ctx.on_timeout(&mut sa, now);
+            self.apply(sa, effects, now);
+        }
+    }
+
+    /// Processes a UDP datagram received on `local` from `remote`: an IKE message on port
+    /// 500, or on port 4500 a NAT keepalive or an IKE message behind the non-ESP marker (ESP
+    /// never reaches the engine). Bad input is dropped and counted, never a panic.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) {
+        let (msg, encap) = if local.port() == NAT_T_PORT {
+            match Datagram::parse(bytes) {
+                Ok(Datagram::Keepalive) => {
+                    self.ctx.counters.keepalives_received += 1;
+                    return;
+                }
+                Ok(Datagram::Ike(m)) => (m, true),
+                _ => return self.dropped(remote, DropReason::NotIke),
+            }
+        } else {
+            (bytes, false)
+        };
+        if let Err(reason) = self.dispatch(now, local, remote, msg, encap) {
+            self.dropped(remote, reason);
+        }
+    }
+
+    fn dropped(&mut self, from: SocketAddr, reason: DropReason) {
+        self.ctx.counters.drop(reason);
+        self.ctx.events.push_back(Event::Dropped { from, reason });
+    }
+
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        msg: &[u8],
+        encap: bool,
+    ) -> Result<(), DropReason> {
+        let packet = Packet::new_checked(msg).map_err(|e| match e {
+            dmvpn_wire::Error::BadVersion => DropReason::UnsupportedVersion,
+            _ => DropReason::Malformed,
+        })?;
+        let msg = msg
+            .get(..packet.length() as usize)
+            .ok_or(DropReason::Malformed)?;
+        let repr = Repr::parse(&packet).map_err(|_| DropReason::Malformed)?;
+        let flags = repr.flags;
+        if repr.exchange_type == ExchangeType::IkeSaInit
+            && !flags.response()
+            && repr.responder_spi == 0
+        {
+            if !flags.initiator() {
+                return Err(DropReason::WrongFlags);
+            }
+            return self.init_request(now, local, remote, msg, &repr, encap);
+        }
+        let our_spi = if flags.initiator() {
+            repr.responder_spi
+        } else {
+            repr.initiator_spi
+        };
+        let mut sa = self.sas.remove(&our_spi).ok_or(DropReason::UnknownSpi)?;
+        let spis_match = sa.spi_i == repr.initiator_spi
+            && (sa.spi_r == repr.responder_spi || matches!(sa.state, State::InitSent(_)));
+        let result = if !spis_match {
+            Err(DropReason::UnknownSpi)
+        } else if flags.initiator() == sa.initiator {
+            Err(DropReason::WrongFlags)
+        } else {
+            self.ctx
+                .handle(&mut sa, now, local, remote, msg, &repr, encap)
+        };
+        match result {
+            Ok(effects) => {
+                self.apply(sa, effects, now);
+                Ok(())
+            }
+            Err(reason) => {
+                self.apply(sa, Effects::default(), now);
+                Err(reason)
+            }
+        }
+    }
+
+    /// A fresh SPI of ours, unique among our SAs.
+    pub(crate) fn fresh_spi(&mut self) -> u64 {
+        loop {
+            let spi = nonzero_u64(&mut *self.ctx.rng);
+            if !self.sas.contains_key(&spi) {
+                return spi;
+            }
+        }
+    }
+
+    /// Puts an SA (back) in the table after handling: applies the effects, starts queued
+    /// requests, and schedules its next deadline.
+    pub(crate) fn apply(&mut self, mut sa: IkeSa, effects: Effects, now: Instant) {
+        if let Some(new) = effects.new_sa {
+            if self.sas.contains_key(&new.local_spi()) {
+                // Our new SPI collided with another of ours (64 random bits): refuse the
+                // successor rather than overwrite.
+                self.ctx.events.push_back(Event::IkeSaFailed {
+                    peer: new.peer,
+                    reason: crate::event::FailReason::BadResponse,
+                });
+            } else {
+                self.insert(new, now);
+            }
+        }
+        if sa.half_open && (effects.remove || sa.established()) {
+            sa.half_open = false;
+            self.half_open = self.half_open.saturating_sub(1);
+            self.init_index.remove(&(sa.peer, sa.spi_i));
+        }
+        if let Some(at) = sa.scheduled.take() {
+            self.wakeups.remove(&(at, sa.local_spi()));
+        }
+        let peer = sa.peer;
+        if effects.remove {
+            let spi = sa.local_spi();
+            if let Some(v) = self.by_peer.get_mut(&peer) {
+                v.retain(|s| *s != spi);
+                if v.is_empty() {
+                    self.by_peer.remove(&peer);
+                }
+            }
+        } else {
+            self.insert(sa, now);
+        }
+        if effects.established {
+            self.resolve_collisions(peer, now);
+        }
+    }
+
+    fn insert(&mut self, mut sa: IkeSa, now: Instant) {
+        self.ctx.kick(&mut sa, now);
+        if let Some(at) = sa.scheduled.take() {
+            self.wakeups.remove(&(at, sa.local_spi()));
+        }
+        let spi = sa.local_spi();
+        sa.scheduled = sa.next_deadline();
+        if let Some(at) = sa.scheduled {
+            self.wakeups.insert((at, spi));
+        }
+        let v = self.by_peer.entry(sa.peer).or_default();
+        if !v.contains(&spi) {
+            v.push(spi);
+        }
+        self.sas.insert(spi, sa);
+    }
+
+    /// Simultaneous initiation (RFC 7296 section 2.8.1 applied to initial creation): when two
+    /// established IKE SAs join the same peers, the one whose exchange had the lowest nonce is
+    /// redundant, and its original initiator deletes it. Both peers see the same nonces, so
+    /// both keep the same SA; the other side only waits for the DELETE.
+    fn resolve_collisions(&mut self, peer: IpAddr, now: Instant) {
+        let spis = self.by_peer.get(&peer).cloned().unwrap_or_default();
+        let live: Vec<u64> = spis
+            .into_iter()
+            .filter(|s| {
+                self.sas
+                    .get(s)
+                    .is_some_and(|sa| sa.established() && !sa.rekeyed && !sa.deleting)
+            })
+            .collect();
+        if live.len() < 2 {
+            return;
+        }
+        let Some(keep) = live
+            .iter()
+            .copied()
+            .max_by(|a, b| self.sas[a].lowest_nonce().cmp(self.sas[b].lowest_nonce()))
+        else {
+            return;
+        };
+        for spi in live {
+            if spi == keep {
+                continue;
+            }
+            let Some(mut sa) = self.sas.remove(&spi) else {
+                continue;
+            };
+            if sa.initiator {
+                self.ctx.queue_delete_ike(&mut sa, DownReason::Redundant);
+            }
+            self.apply(sa, Effects::default(), now);
+        }
+    }
+}
