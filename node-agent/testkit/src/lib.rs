@@ -4,6 +4,12 @@
 //! judge of every byte we emit. A dev-dependency only; never part of the product.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+pub mod capture;
+pub mod judge;
+pub mod keylog;
+pub mod netns;
+pub mod strongswan;
+
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::process::Command;
@@ -166,12 +172,26 @@ pub fn tshark_fields_with(
     options: &[String],
     fields: &[&str],
 ) -> Vec<Vec<String>> {
+    tshark_fields_where(pcap, options, "", fields)
+}
+
+/// [`tshark_fields_with`] for the packets that match the display filter `filter` (all when
+/// empty).
+pub fn tshark_fields_where(
+    pcap: &std::path::Path,
+    options: &[String],
+    filter: &str,
+    fields: &[&str],
+) -> Vec<Vec<String>> {
     let mut cmd = Command::new("tshark");
     cmd.arg("-n")
         .arg("-r")
         .arg(pcap)
         .args(TSHARK_OPTIONS)
         .args(options);
+    if !filter.is_empty() {
+        cmd.args(["-Y", filter]);
+    }
     cmd.args([
         "-T",
         "fields",
