@@ -8,6 +8,7 @@
 
 pub mod dataplane;
 pub mod esp_sa;
+pub mod ike_engine;
 pub mod ikev2;
 pub mod nhrp;
 pub mod nhrp_engine;

@@ -55,3 +55,8 @@ fn esp_sa_seeds() {
 fn nhrp_engine_seeds() {
     replay("nhrp_engine", dmvpn_fuzz::nhrp_engine::check);
 }
+
+#[test]
+fn ike_engine_seeds() {
+    replay("ike_engine", dmvpn_fuzz::ike_engine::check);
+}

@@ -187,6 +187,7 @@ pub(crate) struct IkeSa {
 
 impl IkeSa {
     /// A fresh SA in `state`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         spi_i: u64,
         spi_r: u64,

@@ -27,6 +27,9 @@ pub fn config(local: IpAddr, psk: &[u8]) -> Config {
     c
 }
 
+/// Decides to lose a datagram.
+pub type Filter = Box<dyn FnMut(&Wire) -> bool>;
+
 /// A datagram as it crossed the wire.
 #[derive(Debug, Clone)]
 pub struct Wire {
@@ -67,7 +70,7 @@ pub struct Net {
     /// Every datagram delivered (after NAT), in order.
     pub trace: Vec<Wire>,
     /// Drop the datagram if this returns true (for targeted loss).
-    pub filter: Option<Box<dyn FnMut(&Wire) -> bool>>,
+    pub filter: Option<Filter>,
 }
 
 impl Net {
