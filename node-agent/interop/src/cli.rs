@@ -66,6 +66,10 @@ pub struct Args {
     /// Transmissions of a request before the peer is declared dead.
     #[arg(long)]
     pub retransmit_tries: Option<u32>,
+    /// Half-open SAs from which IKE_SA_INIT requests must carry a COOKIE (RFC 7296 section
+    /// 2.6); 0 demands one of every initiator (engine default otherwise).
+    #[arg(long)]
+    pub cookie_threshold: Option<usize>,
     /// Seconds a rekeyed CHILD_SA lives beside its successor before we delete it, when we
     /// started the rekey (engine default otherwise).
     #[arg(long)]
@@ -149,6 +153,9 @@ impl Args {
         if let Some(tries) = self.retransmit_tries {
             config.retransmit_tries = tries;
         }
+        if let Some(threshold) = self.cookie_threshold {
+            config.cookie_threshold = threshold;
+        }
         if let Some(overlap) = self.rekey_overlap {
             config.rekey_overlap = seconds(overlap)?;
         }
@@ -203,6 +210,8 @@ mod tests {
             "3",
             "--rekey-overlap",
             "0.5",
+            "--cookie-threshold",
+            "0",
             "--key-log",
             "/tmp/k.json",
         ])
@@ -215,6 +224,7 @@ mod tests {
         assert_eq!(config.retransmit_timeout, Duration::from_millis(250));
         assert_eq!(config.retransmit_tries, 3);
         assert_eq!(config.rekey_overlap, Duration::from_millis(500));
+        assert_eq!(config.cookie_threshold, 0);
         assert!(config.key_log);
     }
 

@@ -483,6 +483,8 @@ impl Peer {
         s.ike_received = counters.received.0;
         s.ike_sent = counters.sent.0;
         s.ike_retransmissions = counters.retransmissions;
+        s.cookies_sent = counters.cookies_sent;
+        s.invalid_ke_sent = counters.invalid_ke_sent;
         s
     }
 

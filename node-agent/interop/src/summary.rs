@@ -64,6 +64,10 @@ pub struct Summary {
     pub ike_sent: [u64; 5],
     /// IKE requests retransmitted.
     pub ike_retransmissions: u64,
+    /// COOKIE challenges sent (RFC 7296 section 2.6).
+    pub cookies_sent: u64,
+    /// INVALID_KE_PAYLOAD answers sent (RFC 7296 section 1.2).
+    pub invalid_ke_sent: u64,
     /// The engine's events, one short line each (keys never appear), drops left out.
     pub events: Vec<String>,
 }

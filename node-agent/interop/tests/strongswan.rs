@@ -221,6 +221,26 @@ impl<'lab> Peer<'lab> {
         let pid = self.pid.take().unwrap();
         let status = self.lab.us.stop(pid, Signal::Term).unwrap();
         assert!(status.success(), "driver exit: {status}");
+        self.printed_summary()
+    }
+
+    /// Waits for the driver to exit by itself (`--run-for`) and returns its summary.
+    fn exited(mut self) -> Summary {
+        let pid = self.pid.take().unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        while self.lab.us.is_running(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "the driver did not exit by itself"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let status = self.lab.us.stop(pid, Signal::Term).unwrap();
+        assert!(status.success(), "driver exit: {status}");
+        self.printed_summary()
+    }
+
+    fn printed_summary(&self) -> Summary {
         let out = std::fs::read_to_string(&self.stdout).unwrap();
         serde_json::from_str(out.lines().last().unwrap()).unwrap()
     }
@@ -317,7 +337,7 @@ fn assert_same_keys(ours: &KeyLog, charon: &Charon<'_>) -> (usize, usize) {
 }
 
 /// For each IKE proposal we support, we initiate and strongSwan responds: charon selects that
-/// proposal, the CHILD_SA has GRE selectors in tunnel mode, ESP goes both ways with the
+/// proposal (also after asking for another group with INVALID_KE_PAYLOAD), the CHILD_SA has GRE selectors in tunnel mode, ESP goes both ways with the
 /// matching ESP cipher, and both sides hold the same keys.
 #[test]
 fn we_initiate_with_every_ike_proposal() {
@@ -325,8 +345,10 @@ fn we_initiate_with_every_ike_proposal() {
         return;
     }
     let started = Instant::now();
+    // (our IKE proposal, charon's, ESP, what charon selects, ESP as listed)
     let cases = [
         (
+            "aes256gcm16-prfsha384-x25519",
             "aes256gcm16-prfsha384-x25519",
             "aes256gcm16",
             "AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519",
@@ -334,11 +356,13 @@ fn we_initiate_with_every_ike_proposal() {
         ),
         (
             "aes128gcm16-prfsha256-ecp256",
+            "aes128gcm16-prfsha256-ecp256",
             "aes128gcm16",
             "AES_GCM_16_128/PRF_HMAC_SHA2_256/ECP_256",
             "AES_GCM_16_128",
         ),
         (
+            "aes256gcm16-prfsha512-ecp384",
             "aes256gcm16-prfsha512-ecp384",
             "aes256gcm16",
             "AES_GCM_16_256/PRF_HMAC_SHA2_512/ECP_384",
@@ -346,17 +370,27 @@ fn we_initiate_with_every_ike_proposal() {
         ),
         (
             "chacha20poly1305-prfsha256-x25519",
+            "chacha20poly1305-prfsha256-x25519",
             "chacha20poly1305",
             "CHACHA20_POLY1305/PRF_HMAC_SHA2_256/CURVE_25519",
             "CHACHA20_POLY1305",
         ),
+        // Our first group is not charon's: it answers INVALID_KE_PAYLOAD and we retry with
+        // the group it asks for (RFC 7296 section 1.2).
+        (
+            "aes256gcm16-prfsha256-x25519-ecp384",
+            "aes256gcm16-prfsha256-ecp384",
+            "aes256gcm16",
+            "AES_GCM_16_256/PRF_HMAC_SHA2_256/ECP_384",
+            "AES_GCM_16_256",
+        ),
     ];
     std::thread::scope(|s| {
-        for (i, (ike, esp, selected, esp_name)) in cases.into_iter().enumerate() {
+        for (i, (ike, swan_ike, esp, selected, esp_name)) in cases.into_iter().enumerate() {
             s.spawn(move || {
                 let lab = Lab::new(40 + i as u8);
                 let mut conn = lab.connection();
-                conn.proposals = vec![ike.to_owned()];
+                conn.proposals = vec![swan_ike.to_owned()];
                 conn.children[0].esp_proposals = vec![esp.to_owned()];
                 let charon = lab.charon(conn);
                 let peer = lab.peer(&[
@@ -375,8 +409,23 @@ fn we_initiate_with_every_ike_proposal() {
                     log.contains(&format!("selected proposal: IKE:{selected}")),
                     "{ike}: {log}"
                 );
-                assert!(log.contains("IKE_SA gre[1] established between"), "{log}");
-                assert!(log.contains("CHILD_SA gre{1} established"), "{log}");
+                assert!(
+                    log.lines()
+                        .any(|l| l.contains("IKE_SA gre[") && l.contains("] established between")),
+                    "{log}"
+                );
+                if ike != swan_ike {
+                    assert!(
+                        log.contains("DH group CURVE_25519 unacceptable, requesting ECP_384"),
+                        "{log}"
+                    );
+                }
+                let ts = format!("TS {}/32[gre] === {}/32[gre]", lab.swan_addr, lab.our_addr);
+                assert!(
+                    log.lines()
+                        .any(|l| l.contains("CHILD_SA gre{1} established") && l.contains(&ts)),
+                    "{log}"
+                );
                 assert!(!sa.initiator && sa.nat_any && sa.local.1 == 4500, "{sa:#?}");
                 assert_eq!(child.encr, esp_name);
                 assert_gre_tunnel(&lab, &child);
@@ -400,7 +449,7 @@ fn we_initiate_with_every_ike_proposal() {
             });
         }
     });
-    println!("four proposals took {:?}", started.elapsed());
+    println!("every proposal took {:?}", started.elapsed());
 }
 
 /// Runs `action` while GRE probes flow both ways (`n` from us, `n` from strongSwan, sent
@@ -581,4 +630,210 @@ fn we_initiate_fall_back_to_tunnel_rekey_both_ways_delete_judged_by_tshark() {
         "{answers:?}"
     );
     println!("life took {:?}", started.elapsed());
+}
+
+/// strongSwan initiates and we respond (in tunnel mode, as it asks), after a COOKIE
+/// challenge; ESP both ways; we rekey
+/// the CHILD and IKE SA it made, on the driver's timers (`--rekey-child-after`,
+/// `--rekey-ike-after`); then strongSwan deletes the CHILD_SA alone, and the IKE SA.
+#[test]
+fn strongswan_initiates_we_respond_rekey_on_our_timers_and_it_deletes() {
+    if !lab_available() {
+        return;
+    }
+    let started = Instant::now();
+    let lab = Lab::new(60);
+    let charon = lab.charon(lab.connection());
+    let peer = lab.peer(&[
+        "--cookie-threshold",
+        "0",
+        "--rekey-child-after",
+        "1",
+        "--rekey-ike-after",
+        "2",
+        "--rekey-overlap",
+        "0.3",
+    ]);
+    charon.initiate("gre").unwrap();
+    let (ike0, child0) = swan_established(&charon);
+    assert!(ike0.initiator);
+    assert_gre_tunnel(&lab, &child0);
+    assert!(charon.log().contains("IKE_SA gre[1] established between"));
+    let ours = peer.wait("child up", |s| s.children.len() == 1);
+    assert_eq!(ours.children[0].mode, "tunnel");
+    assert!(ours.events[0].contains("initiator=false"), "{ours:#?}");
+    // We demanded a cookie and charon came back with it (RFC 7296 section 2.6).
+    assert_eq!(ours.cookies_sent, 1, "{ours:#?}");
+    assert_eq!(ours.ike_sent[0], 2, "IKE_SA_INIT answered twice: {ours:#?}");
+    assert!(
+        charon.log().contains("received COOKIE notify"),
+        "{}",
+        charon.log()
+    );
+
+    assert_eq!(lab.swan_receives(6, || peer.run("send 6")), 6);
+    lab.swan_sends(4);
+    peer.wait("4 probes from strongSwan", |s| s.gre_received == 4);
+    let (_, child) = swan_established(&charon);
+    assert_eq!((child.packets_in, child.packets_out), (6, 4));
+
+    // Our timers rekey the CHILD_SA at 1 s and the IKE SA at 2 s.
+    let child1 = swan_child_where(&charon, "CHILD rekey on our timer", |c| {
+        c.spi_in != child0.spi_in
+    });
+    let ike1 = wait_swan(&charon, "IKE rekey on our timer", |sas| {
+        sas.len() == 1 && sas[0].spi_i != ike0.spi_i && sas[0].state == "ESTABLISHED"
+    })[0]
+        .clone();
+    assert!(!ike1.initiator, "we initiated the rekey: {ike1:#?}");
+    assert_eq!(installed(&ike1)[0].spi_in, child1.spi_in);
+    traffic_during(&lab, &peer, 20, "after our rekeys", || {});
+    peer.wait("rekeys counted", |s| {
+        s.child_rekeys == 1 && s.ike_rekeys == 1
+    });
+
+    // strongSwan deletes the CHILD_SA, then the IKE SA.
+    charon.terminate(Sa::Child("gre")).unwrap();
+    let ours = peer.wait("CHILD deleted by strongSwan", |s| s.children.is_empty());
+    assert_eq!(
+        ours.child_sas_down.get("DeletedByPeer"),
+        Some(&1),
+        "{ours:#?}"
+    );
+    assert_eq!(ours.ike_sas_established, 1);
+    charon.terminate(Sa::Ike("gre")).unwrap();
+    wait_swan(&charon, "IKE deleted by strongSwan", <[IkeSa]>::is_empty);
+    let ours = peer.wait("IKE deleted by strongSwan (ours)", |s| {
+        s.ike_sas_established == 0
+    });
+    assert_eq!(
+        ours.ike_sas_down.get("DeletedByPeer"),
+        Some(&1),
+        "{ours:#?}"
+    );
+
+    // Two IKE SAs and two CHILD_SAs, with charon's keys.
+    assert_eq!(assert_same_keys(&peer.key_log(), &charon), (2, 4));
+    let summary = peer.stop();
+    assert_eq!((summary.sealed, summary.opened), (26, 24), "{summary:#?}");
+    assert!(summary.esp_drops.is_empty(), "{summary:#?}");
+    assert!(summary.ike_drops.is_empty(), "{summary:#?}");
+    println!("responder life took {:?}", started.elapsed());
+}
+
+/// Dead peer detection (RFC 7296 section 2.4) both ways: charon with `dpd_delay` checks us
+/// while the SA is idle and we answer; then charon is killed and our own liveness check
+/// declares it dead after its retransmissions, taking the CHILD_SA down.
+#[test]
+fn dead_peer_detection_both_ways() {
+    if !lab_available() {
+        return;
+    }
+    let started = Instant::now();
+    let lab = Lab::new(70);
+    let mut conn = lab.connection();
+    conn.dpd_delay = Some(Duration::from_secs(1));
+    let charon = lab.charon(conn);
+    let swan = lab.swan_addr.to_string();
+    let peer = lab.peer(&[
+        "--initiate",
+        &swan,
+        "--dpd",
+        "1.5",
+        "--retransmit-timeout-ms",
+        "200",
+        "--retransmit-tries",
+        "3",
+    ]);
+    swan_established(&charon);
+    peer.wait("child up", |s| s.children.len() == 1);
+
+    // strongSwan's checks arrive as empty INFORMATIONAL requests, and we answer them.
+    let deadline = Instant::now() + PATIENCE;
+    while charon
+        .log()
+        .matches("parsed INFORMATIONAL response")
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "{}", charon.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ours = peer.status();
+    assert!(ours.ike_received[3] >= 2, "{ours:#?}");
+    assert!(
+        charon.log().contains("sending DPD request"),
+        "{}",
+        charon.log()
+    );
+    let (ike, _) = swan_established(&charon);
+    assert_eq!(ike.state, "ESTABLISHED");
+
+    // charon dies without a word: our check goes unanswered and the peer is declared dead.
+    let killed = Instant::now();
+    netns_kill(charon.pid());
+    let ours = peer.wait("our DPD notices", |s| s.ike_sas_established == 0);
+    assert_eq!(ours.ike_sas_down.get("PeerDead"), Some(&1), "{ours:#?}");
+    assert_eq!(ours.child_sas_down.get("PeerDead"), Some(&1), "{ours:#?}");
+    assert!(ours.children.is_empty());
+    assert!(ours.ike_retransmissions >= 2, "{ours:#?}");
+    println!(
+        "dead peer noticed after {:?}; DPD test took {:?}",
+        killed.elapsed(),
+        started.elapsed()
+    );
+    drop(peer);
+    drop(charon);
+}
+
+/// Kills a process this test started (charon, by its PID) with SIGKILL: no goodbye.
+fn netns_kill(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-s", "KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The driver's flags alone run a whole life, with no control command: initiate, send
+/// `--gre-count` probes at `--gre-rate` (200/s here), delete on `--delete-after`, exit on `--run-for` with
+/// the summary as its last line.
+#[test]
+fn flags_alone_initiate_send_delete_and_exit() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::new(80);
+    let charon = lab.charon(lab.connection());
+    let swan = lab.swan_addr.to_string();
+    let got = lab.swan_receives(25, || {
+        let peer = lab.peer(&[
+            "--initiate",
+            &swan,
+            "--gre-count",
+            "25",
+            "--delete-after",
+            "1",
+            "--run-for",
+            "2",
+        ]);
+        let summary = peer.exited();
+        assert_eq!(summary.sealed, 25, "{summary:#?}");
+        assert_eq!((summary.ike_sas_up, summary.child_sas_up), (1, 1));
+        assert_eq!(
+            summary.ike_sas_down.get("Deleted"),
+            Some(&1),
+            "{summary:#?}"
+        );
+        assert_eq!(summary.ike_sas_established, 0);
+        assert!(
+            summary
+                .events
+                .iter()
+                .any(|e| e.starts_with("child_sa_down"))
+        );
+    });
+    assert_eq!(got, 25);
+    wait_swan(&charon, "deleted on our timer", <[IkeSa]>::is_empty);
+    assert!(charon.log().contains("received DELETE for IKE_SA gre"));
 }
