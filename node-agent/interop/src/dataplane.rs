@@ -5,7 +5,7 @@
 //! In tunnel mode, as strongSwan's kernel-libipsec carries it, the ESP payload is an inner
 //! IPv4 packet of protocol 47 between the two underlay addresses (the GRE selectors); in
 //! transport mode it is the GRE packet itself (Next Header 47). Only IPv4 underlays are
-//! framed here.
+//! framed here, and ESP always travels in UDP: the engine's default forced encapsulation.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -38,11 +38,9 @@ struct Outbound {
     encr: String,
 }
 
-/// Where and how big a sealed probe is.
+/// Where and how big a sealed probe is (it leaves from our port 4500).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sealed {
-    /// Our outer address and port.
-    pub local: SocketAddr,
     /// The peer's outer address and port.
     pub remote: SocketAddr,
     /// Bytes of the ESP packet at the start of the buffer.
@@ -160,7 +158,6 @@ impl EspPath {
             Ok(len) => {
                 self.sealed += 1;
                 Some(Sealed {
-                    local: out.local,
                     remote: out.remote,
                     len,
                 })
