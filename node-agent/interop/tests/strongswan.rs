@@ -596,8 +596,13 @@ fn we_initiate_fall_back_to_tunnel_rekey_both_ways_delete_judged_by_tshark() {
     assert_eq!(report.esp_icv_good as u64, esp);
     // IKE_AUTH, 4 CREATE_CHILD_SA, 2 deletes of rekeyed IKE SAs, 2 of rekeyed CHILD_SAs and
     // the final delete: each a request and a response.
-    assert!(report.ike_encrypted >= 20, "{report:?}");
+    assert_eq!(report.ike_encrypted, 20, "{report:?}");
     assert_eq!(report.ike_decrypted, report.ike_encrypted);
+    assert_eq!(
+        report.ike_messages,
+        report.ike_encrypted + 2,
+        "IKE_SA_INIT in clear"
+    );
     assert!(summary.esp_drops.is_empty(), "{summary:#?}");
     assert!(summary.ike_drops.is_empty(), "{summary:#?}");
 
