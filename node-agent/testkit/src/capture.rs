@@ -4,7 +4,8 @@
 //! tcpdump rather than dumpcap: dumpcap reads libpcap's TPACKET_V3 ring in blocks and, on a
 //! veth in this lab, had not yet seen packets sent a second before it was stopped, so they were
 //! missing from the file. tcpdump's `--immediate-mode -U` takes and writes each packet as it
-//! comes, so stopping right after the last exchange loses nothing.
+//! comes, so stopping right after the last exchange loses nothing; its ring is sized for
+//! bursts (see [`Capture::start`]).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,13 @@ impl<'ns> Capture<'ns> {
             "-n",
             "-i",
             dev,
+            // Immediate mode rings hold one snaplen-sized slot per packet: with the default
+            // snaplen (256 KiB) and buffer (2 MiB) that is 8 packets, and a burst of ESP lost
+            // the rest. No IPv4 packet exceeds 64 KiB; 32 MiB holds 512 of them.
+            "-s",
+            "65535",
+            "-B",
+            "32768",
             "-U",
             "--immediate-mode",
             "-Z",

@@ -7,6 +7,7 @@
 pub mod capture;
 pub mod judge;
 pub mod keylog;
+pub mod lab_gre;
 pub mod netns;
 pub mod strongswan;
 
