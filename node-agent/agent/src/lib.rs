@@ -4,3 +4,4 @@
 //! dataplane, NHRP and IKE drivers, admin socket) arrives with issue 5.
 
 pub mod pcap;
+pub mod snapshot;
