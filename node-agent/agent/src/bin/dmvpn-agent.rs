@@ -1,5 +1,6 @@
 //! `dmvpn-agent`: the kube-dmvpn DMVPN router daemon (see `dmvpn_agent::agent`).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -42,6 +43,7 @@ fn init_logs(format: LogFormat) {
     let filter = EnvFilter::try_from_env("DMVPN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => logs.init(),
