@@ -160,10 +160,10 @@ impl Lab {
     fn stat(&self, i: usize, field: &str) -> u64 {
         self.log(i)
             .lines()
+            .rev()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|v| v["message"] == "stats")
-            .filter_map(|v| v[field].as_u64())
-            .last()
+            .find_map(|v| v[field].as_u64())
             .unwrap_or_else(|| panic!("no stats line in {}", self.sites[i].name))
     }
 
