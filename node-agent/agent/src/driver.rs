@@ -158,11 +158,12 @@ where
         self.finish_step(now).await
     }
 
-    /// Runs until `shutdown` completes, then shuts down ([`Driver::shutdown`]).
+    /// Runs until `shutdown` completes or the TUN device fails, then shuts down
+    /// ([`Driver::shutdown`]).
     ///
     /// # Errors
-    /// An OS error of the TUN device or the routing table at shutdown; errors of the
-    /// underlay socket are logged and the loop goes on.
+    /// The TUN device's read error, or an OS error of the routing table at shutdown; errors
+    /// of the underlay socket are logged and the loop goes on.
     pub async fn run(&mut self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let mut shutdown = pin!(shutdown);
         loop {
@@ -170,10 +171,14 @@ where
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                r = self.os.tun.recv_batch(&mut self.tun_batch) => {
-                    r?;
-                    self.fwd.outbound(Instant::now(), &mut self.tun_batch, &mut self.out);
-                }
+                r = self.os.tun.recv_batch(&mut self.tun_batch) => match r {
+                    Ok(_) => self.fwd.outbound(Instant::now(), &mut self.tun_batch, &mut self.out),
+                    Err(e) => {
+                        tracing::error!(error = %e, "TUN device read failed: shutting down");
+                        self.shutdown(Instant::now()).await?;
+                        return Err(e);
+                    }
+                },
                 r = self.os.udp.recv_batch(&mut self.udp_batch) => match r {
                     Ok(_) => self.fwd.inbound(Instant::now(), &mut self.udp_batch, &mut self.out),
                     Err(e) => tracing::warn!(error = %e, "underlay receive failed"),
