@@ -1,0 +1,412 @@
+//! The driver of one DMVPN router: it moves batches between the OS (TUN device, underlay UDP
+//! socket, routing table) and the sans-IO forwarder, which owns the NHRP engine (RFC 2332),
+//! runs its timers, applies the routes the NHRP cache implies, and publishes
+//! [`RouterSnapshot`]s.
+//!
+//! One step, whatever woke it: feed the input (TUN batch → [`Forwarder::outbound`], UDP
+//! batch → [`Forwarder::inbound`], deadline → `handle_timeout`), send the output, drain the
+//! events (NHRP changes are logged and mark the routes stale, SA events go to the
+//! [`KeyExchange`]), reconcile the routes if stale ([`reconcile`]: idempotent, marker-based,
+//! so leftovers of a crashed run go at [`Driver::start`]), publish a snapshot if something
+//! changed or a second passed. [`Driver::run`] waits on the OS with tokio; tests call
+//! [`Driver::step`] on virtual time with the in-memory fakes.
+
+use core::future::Future;
+use core::time::Duration;
+use std::collections::BTreeSet;
+use std::io;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use dmvpn_dataplane::os::{OsRoute, RouteTable, TunDevice, UdpEndpoint, reconcile};
+use dmvpn_dataplane::{Event, Forwarder, Output, PacketBatch, Protection};
+use dmvpn_nhrp::{DropReason as NhrpDrop, Prefix};
+use tokio::sync::watch;
+
+use crate::ipsec::KeyExchange;
+use crate::snapshot::{PeerTraffic, RouterSnapshot};
+
+/// Packets moved per batch.
+pub const BATCH: usize = 64;
+/// The longest a published snapshot goes without a refresh.
+pub const SNAPSHOT_REFRESH: Duration = Duration::from_secs(1);
+/// The least time between two warnings about NHRP authentication failures.
+const AUTH_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What the driver knows of its OS handles besides the traits.
+#[derive(Debug, Clone)]
+pub struct DeviceInfo {
+    /// The TUN device's name.
+    pub interface: String,
+    /// Its interface index, for routes.
+    pub ifindex: u32,
+    /// The tunnel MTU in use.
+    pub mtu: u16,
+    /// Whether GRE goes unprotected.
+    pub insecure: bool,
+}
+
+/// The OS handles of a driver.
+#[derive(Debug)]
+pub struct Os<T, U, R> {
+    /// The tunnel device.
+    pub tun: T,
+    /// The underlay socket on the protection's port.
+    pub udp: U,
+    /// The routing table.
+    pub routes: R,
+}
+
+/// One router: a forwarder, its key exchange and its OS handles.
+#[derive(Debug)]
+pub struct Driver<P: Protection, K: KeyExchange<P>, T, U, R> {
+    fwd: Forwarder<P>,
+    keys: K,
+    os: Os<T, U, R>,
+    device: DeviceInfo,
+    tun_batch: PacketBatch,
+    udp_batch: PacketBatch,
+    out: Output,
+    /// The routes last applied to the OS.
+    installed: BTreeSet<Prefix>,
+    /// The routes need reconciling (changes, or a failed attempt).
+    routes_stale: bool,
+    /// Something a snapshot shows changed since the last one.
+    changed: bool,
+    published_at: Instant,
+    snapshot: watch::Sender<Arc<RouterSnapshot>>,
+    last_auth_warning: Option<Instant>,
+}
+
+impl<P, K, T, U, R> Driver<P, K, T, U, R>
+where
+    P: Protection,
+    K: KeyExchange<P>,
+    T: TunDevice,
+    U: UdpEndpoint,
+    R: RouteTable,
+{
+    /// A driver around a forwarder whose engine started at `now`.
+    pub fn new(
+        fwd: Forwarder<P>,
+        keys: K,
+        os: Os<T, U, R>,
+        device: DeviceInfo,
+        now: Instant,
+    ) -> Self {
+        let capacity = fwd.config().packet_capacity;
+        let first = snapshot_of(&fwd, &keys, &device, &BTreeSet::new(), now);
+        Driver {
+            fwd,
+            keys,
+            os,
+            device,
+            tun_batch: PacketBatch::new(BATCH, capacity),
+            udp_batch: PacketBatch::new(BATCH, capacity),
+            out: Output::new(BATCH, capacity),
+            installed: BTreeSet::new(),
+            routes_stale: true,
+            changed: false,
+            published_at: now,
+            snapshot: watch::Sender::new(Arc::new(first)),
+            last_auth_warning: None,
+        }
+    }
+
+    /// A receiver of the router's snapshots: refreshed at least every
+    /// [`SNAPSHOT_REFRESH`] and after each state change.
+    pub fn snapshot_channel(&self) -> watch::Receiver<Arc<RouterSnapshot>> {
+        self.snapshot.subscribe()
+    }
+
+    /// The forwarder (tests and show paths).
+    pub fn forwarder(&self) -> &Forwarder<P> {
+        &self.fwd
+    }
+
+    /// The OS handles (tests inspect the fakes).
+    pub fn os_mut(&mut self) -> &mut Os<T, U, R> {
+        &mut self.os
+    }
+
+    /// Applies the routes of the start (static routes; marked leftovers of an earlier run
+    /// removed), sends what the engine queued (a spoke's first registrations) and publishes.
+    ///
+    /// # Errors
+    /// The OS error of the routing table or the socket.
+    pub async fn start(&mut self, now: Instant) -> io::Result<()> {
+        self.fwd.flush_engine(now, &mut self.out);
+        self.finish_step(now).await?;
+        if self.routes_stale {
+            return Err(io::Error::other("cannot apply the routes"));
+        }
+        Ok(())
+    }
+
+    /// One step on the fakes (which never wait): a TUN batch, a UDP batch, the timers due
+    /// at `now`, then the output, events, routes and snapshot.
+    ///
+    /// # Errors
+    /// An OS error of the TUN device, the socket or the routing table.
+    pub async fn step(&mut self, now: Instant) -> io::Result<()> {
+        self.os.tun.recv_batch(&mut self.tun_batch).await?;
+        self.fwd.outbound(now, &mut self.tun_batch, &mut self.out);
+        self.os.udp.recv_batch(&mut self.udp_batch).await?;
+        self.fwd.inbound(now, &mut self.udp_batch, &mut self.out);
+        self.timers(now);
+        self.finish_step(now).await
+    }
+
+    /// Runs until `shutdown` completes or the TUN device fails, then shuts down
+    /// ([`Driver::shutdown`]).
+    ///
+    /// # Errors
+    /// The TUN device's read error, or an OS error of the routing table at shutdown; errors
+    /// of the underlay socket are logged and the loop goes on.
+    pub async fn run(&mut self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let mut shutdown = pin!(shutdown);
+        loop {
+            let deadline = self.deadline();
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                r = self.os.tun.recv_batch(&mut self.tun_batch) => match r {
+                    Ok(_) => self.fwd.outbound(Instant::now(), &mut self.tun_batch, &mut self.out),
+                    Err(e) => {
+                        tracing::error!(error = %e, "TUN device read failed: shutting down");
+                        self.shutdown(Instant::now()).await?;
+                        return Err(e);
+                    }
+                },
+                r = self.os.udp.recv_batch(&mut self.udp_batch) => match r {
+                    Ok(_) => self.fwd.inbound(Instant::now(), &mut self.udp_batch, &mut self.out),
+                    Err(e) => tracing::warn!(error = %e, "underlay receive failed"),
+                },
+                () = tokio::time::sleep_until(deadline.into()) => self.timers(Instant::now()),
+            }
+            if let Err(e) = self.finish_step(Instant::now()).await {
+                tracing::warn!(error = %e, "underlay send failed");
+            }
+        }
+        self.shutdown(Instant::now()).await
+    }
+
+    /// Leaves the network: NHRP purges our registrations at every NHS (RFC 2332 section
+    /// 5.2.5) and they are sent, every route this agent made is removed, and a last
+    /// snapshot is published. The TUN device goes when the driver is dropped.
+    ///
+    /// # Errors
+    /// The OS error of the socket or the routing table.
+    pub async fn shutdown(&mut self, now: Instant) -> io::Result<()> {
+        self.fwd.engine_mut().shutdown(now);
+        self.fwd.flush_engine(now, &mut self.out);
+        let sent = self.send_output().await;
+        self.drain_events(now);
+        reconcile(&mut self.os.routes, &BTreeSet::new()).await?;
+        self.installed.clear();
+        self.publish(now);
+        tracing::info!("shut down: registrations purged, routes removed");
+        sent
+    }
+
+    /// When the next timer, key-exchange timer or snapshot refresh is due.
+    fn deadline(&self) -> Instant {
+        let refresh = self.published_at + SNAPSHOT_REFRESH;
+        [self.fwd.poll_timeout(), self.keys.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .fold(refresh, Instant::min)
+    }
+
+    fn timers(&mut self, now: Instant) {
+        if self.fwd.poll_timeout().is_some_and(|t| t <= now) {
+            self.fwd.handle_timeout(now, &mut self.out);
+        }
+        if self.keys.poll_timeout().is_some_and(|t| t <= now) {
+            self.keys.handle_timeout(now, &mut self.fwd, &mut self.out);
+        }
+    }
+
+    async fn send_output(&mut self) -> io::Result<()> {
+        let udp = if self.out.udp.is_empty() {
+            Ok(0)
+        } else {
+            self.os.udp.send_batch(&self.out.udp).await
+        };
+        let tun = if self.out.tun.is_empty() {
+            Ok(0)
+        } else {
+            self.os.tun.send_batch(&self.out.tun).await
+        };
+        self.out.clear();
+        udp.and(tun).map(drop)
+    }
+
+    /// Sends the output, drains the events (whose handling may add output), reconciles the
+    /// routes and publishes.
+    async fn finish_step(&mut self, now: Instant) -> io::Result<()> {
+        let mut sent = self.send_output().await;
+        if self.drain_events(now) {
+            sent = sent.and(self.send_output().await);
+        }
+        if self.routes_stale {
+            self.apply_routes().await;
+        }
+        if self.changed || now.saturating_duration_since(self.published_at) >= SNAPSHOT_REFRESH {
+            self.publish(now);
+        }
+        sent
+    }
+
+    /// Handles the forwarder's events; true when they produced output.
+    fn drain_events(&mut self, now: Instant) -> bool {
+        let mut any = false;
+        while let Some(event) = self.fwd.poll_event() {
+            self.changed = true;
+            match event {
+                Event::Nhrp(e) => self.nhrp_event(now, e),
+                e @ (Event::NeedSa { .. } | Event::IkeDatagram { .. } | Event::Sa(_)) => {
+                    self.keys.handle_event(now, e, &mut self.fwd, &mut self.out);
+                    any = true;
+                }
+            }
+        }
+        any && !self.out.is_empty_both()
+    }
+
+    fn nhrp_event(&mut self, now: Instant, event: dmvpn_nhrp::Event) {
+        use dmvpn_nhrp::Event as E;
+        match event {
+            E::NhsUp { nhs, nbma } => tracing::info!(%nhs, %nbma, "registered with NHS"),
+            E::NhsDown { nhs, nbma } => tracing::warn!(%nhs, %nbma, "NHS down"),
+            E::RegistrationRefused { nhs, prefix, code } => {
+                tracing::warn!(%nhs, %prefix, code = ?code, "NHS refused our registration");
+            }
+            E::NatDetected { nhs, nat_nbma } => {
+                tracing::info!(%nhs, %nat_nbma, "behind NAT");
+            }
+            E::CacheAdded { prefix, entry } | E::CacheUpdated { prefix, entry } => {
+                self.routes_stale = true;
+                tracing::info!(%prefix, via = %entry.tunnel, nbma = %entry.nbma, kind = ?entry.kind, "NHRP cache entry");
+            }
+            E::CacheRemoved {
+                prefix,
+                entry,
+                reason,
+            } => {
+                self.routes_stale = true;
+                tracing::info!(%prefix, via = %entry.tunnel, kind = ?entry.kind, reason = ?reason, "NHRP cache entry removed");
+            }
+            E::CacheFull { prefix } => tracing::warn!(%prefix, "NHRP cache full: entry refused"),
+            E::PacketDropped { from, reason } => {
+                let auth = matches!(
+                    reason,
+                    NhrpDrop::AuthenticationMismatch | NhrpDrop::AuthenticationMissing
+                );
+                let quiet = self
+                    .last_auth_warning
+                    .is_some_and(|t| now.saturating_duration_since(t) < AUTH_WARNING_INTERVAL);
+                if auth && !quiet {
+                    self.last_auth_warning = Some(now);
+                    tracing::warn!(%from, reason = reason.label(), "NHRP authentication failed: packet dropped");
+                } else {
+                    tracing::debug!(%from, reason = reason.label(), "NHRP packet dropped");
+                }
+            }
+            E::ResolutionFailed { target, code } => {
+                tracing::info!(%target, code = ?code, "NHRP resolution failed");
+            }
+            E::ErrorIndicationReceived { from, code } => {
+                tracing::warn!(%from, code = ?code, "NHRP error indication");
+            }
+        }
+    }
+
+    /// Makes the OS routes into the tunnel device the forwarder's desired routes.
+    async fn apply_routes(&mut self) {
+        let desired = self.fwd.desired_routes();
+        let ifindex = self.device.ifindex;
+        let os: BTreeSet<OsRoute> = desired
+            .iter()
+            .map(|&prefix| OsRoute { prefix, ifindex })
+            .collect();
+        match reconcile(&mut self.os.routes, &os).await {
+            Ok(done) => {
+                for r in &done.added {
+                    tracing::info!(prefix = %r.prefix, "route added");
+                }
+                for r in &done.removed {
+                    tracing::info!(prefix = %r.prefix, "route removed");
+                }
+                self.changed |= !done.added.is_empty() || !done.removed.is_empty();
+                self.installed = desired;
+                self.routes_stale = false;
+            }
+            Err(e) => tracing::warn!(error = %e, "routes not applied; retrying at the next step"),
+        }
+    }
+
+    fn publish(&mut self, now: Instant) {
+        let snapshot = snapshot_of(&self.fwd, &self.keys, &self.device, &self.installed, now);
+        let c = &snapshot.dataplane;
+        tracing::debug!(
+            target: "dmvpn_agent::stats",
+            tun_rx = c.tun_rx,
+            tun_tx = c.tun_tx,
+            udp_rx = c.udp_rx,
+            udp_tx = c.udp_tx,
+            forwarded = c.forwarded,
+            dropped = c.dropped_total(),
+            nhrp_rx = c.nhrp_rx,
+            nhrp_tx = c.nhrp_tx,
+            nhrp_dropped = snapshot.nhrp_traffic.dropped_total(),
+            nhrp_auth_dropped = snapshot.nhrp_traffic.dropped(NhrpDrop::AuthenticationMismatch)
+                + snapshot.nhrp_traffic.dropped(NhrpDrop::AuthenticationMissing),
+            nhs_up = snapshot.nhs.iter().filter(|n| n.up).count(),
+            shortcuts = snapshot.nhrp.iter().filter(|e| e.kind == dmvpn_nhrp::EntryType::Shortcut).count(),
+            routes = %snapshot.routes.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            "stats"
+        );
+        self.snapshot.send_replace(Arc::new(snapshot));
+        self.published_at = now;
+        self.changed = false;
+    }
+}
+
+/// The state of a router at `now`.
+fn snapshot_of<P: Protection, K: KeyExchange<P>>(
+    fwd: &Forwarder<P>,
+    keys: &K,
+    device: &DeviceInfo,
+    installed: &BTreeSet<Prefix>,
+    now: Instant,
+) -> RouterSnapshot {
+    let engine = fwd.engine();
+    let config = engine.config();
+    let mut peers: Vec<PeerTraffic> = fwd
+        .peer_counters()
+        .iter()
+        .map(|(&nbma, &counters)| PeerTraffic { nbma, counters })
+        .collect();
+    peers.sort_by_key(|p| p.nbma);
+    RouterSnapshot {
+        taken_at: now,
+        role: config.role,
+        tunnel_interface: device.interface.clone(),
+        tunnel_address: config.tunnel_address,
+        tunnel_prefix_len: config.tunnel_prefix_len,
+        tunnel_mtu: device.mtu,
+        underlay_address: config.nbma_address,
+        insecure: device.insecure,
+        dmvpn: engine.show_dmvpn(now),
+        nhrp: engine.show_nhrp(now),
+        nhs: engine.show_nhs(now),
+        nhrp_traffic: engine.counters().clone(),
+        dataplane: fwd.counters().clone(),
+        peers,
+        ipsec_sas: keys.ipsec_sas(fwd),
+        ike_sas: keys.ike_sas(now),
+        routes: installed.iter().copied().collect(),
+    }
+}

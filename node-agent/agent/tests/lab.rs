@@ -1,0 +1,349 @@
+//! The seed's three sites as real `dmvpn-agent` processes in network namespaces (the
+//! topology of `e2e/lab.sh`: an underlay bridge on 198.18.0.0/15, a router namespace per
+//! site, a LAN host behind each), judged from outside: pings between the LAN hosts, the
+//! routes and devices in the router namespaces, and the agents' JSON logs (the `stats`
+//! lines carry the hub's forwarded-packet counter). Needs root; without it each test says
+//! so and passes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use dmvpn_testkit::netns::{Netns, Signal, is_root};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_dmvpn-agent");
+const SITES: [&str; 3] = ["hub", "spoke1", "spoke2"];
+
+struct Site {
+    name: &'static str,
+    router: Netns,
+    host: Netns,
+    config: PathBuf,
+    log: PathBuf,
+    pid: Option<u32>,
+}
+
+struct Lab {
+    // Dropped last: the routers' veths end on its bridge.
+    sites: Vec<Site>,
+    _inet: Netns,
+    dir: PathBuf,
+}
+
+fn lan(i: usize) -> String {
+    format!("192.168.{}", i + 1)
+}
+
+/// A site's lab config: e2e/lab/<site>.yaml without the ipsec section (no IKEv2 in the
+/// agent yet), an admin socket in `dir`, and `edit` applied.
+fn write_config(dir: &Path, site: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../e2e/lab/{site}.yaml"));
+    let text = std::fs::read_to_string(src).unwrap();
+    let mut out = String::new();
+    let mut skip = false;
+    for line in text.lines() {
+        if line.starts_with("ipsec:") {
+            skip = true;
+            continue;
+        }
+        if skip && !line.starts_with(' ') && !line.starts_with('#') {
+            skip = false;
+        }
+        if skip {
+            continue;
+        }
+        if line.starts_with("  socket:") {
+            out += &format!("  socket: {}/{site}.sock\n", dir.display());
+            continue;
+        }
+        out += line;
+        out.push('\n');
+    }
+    let path = dir.join(format!("{site}.yaml"));
+    std::fs::write(&path, edit(out)).unwrap();
+    path
+}
+
+impl Lab {
+    fn new(tag: &str, edit: impl Fn(&str, String) -> String) -> Lab {
+        let dir = std::env::temp_dir().join(format!("dmvpn-lab-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let inet = Netns::create("dmvpn-inet").unwrap();
+        inet.ip(&["link", "add", "inet", "type", "bridge"]).unwrap();
+        inet.link_up("inet").unwrap();
+        let mut sites = Vec::new();
+        for (i, name) in SITES.into_iter().enumerate() {
+            let router = Netns::create(&format!("dmvpn-{name}")).unwrap();
+            let host = Netns::create(&format!("dmvpn-{name}-lan")).unwrap();
+            router.veth("wan0", &inet, name).unwrap();
+            inet.ip(&["link", "set", name, "master", "inet"]).unwrap();
+            router
+                .add_addr("wan0", &format!("198.18.0.{}/15", i + 1))
+                .unwrap();
+            router.veth("lan0", &host, "eth0").unwrap();
+            router
+                .add_addr("lan0", &format!("{}.1/24", lan(i)))
+                .unwrap();
+            host.add_addr("eth0", &format!("{}.10/24", lan(i))).unwrap();
+            host.add_route("default", &["via", &format!("{}.1", lan(i))])
+                .unwrap();
+            router
+                .exec("sysctl", &["-q", "-w", "net.ipv4.ip_forward=1"])
+                .unwrap();
+            let config = write_config(&dir, name, |c| edit(name, c));
+            let log = dir.join(format!("{name}.log"));
+            sites.push(Site {
+                name,
+                router,
+                host,
+                config,
+                log,
+                pid: None,
+            });
+        }
+        let mut lab = Lab {
+            sites,
+            _inet: inet,
+            dir,
+        };
+        for i in 0..SITES.len() {
+            lab.start(i);
+        }
+        lab
+    }
+
+    fn start(&mut self, i: usize) {
+        let site = &mut self.sites[i];
+        let log = File::create(&site.log).unwrap();
+        let mut cmd = site.router.command(AGENT);
+        cmd.args(["run", "--config"])
+            .arg(&site.config)
+            .args(["--log-format", "json"])
+            .env("DMVPN_LOG", "info,dmvpn_agent::stats=debug")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        site.pid = Some(site.router.spawn(cmd).unwrap());
+    }
+
+    /// Stops site `i` with SIGTERM and returns whether it exited with 0.
+    fn stop(&mut self, i: usize) -> bool {
+        let site = &mut self.sites[i];
+        let pid = site.pid.take().unwrap();
+        site.router.stop(pid, Signal::Term).unwrap().success()
+    }
+
+    fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.sites[i].log).unwrap_or_default()
+    }
+
+    /// Waits up to `limit` for a log line of site `i` containing every one of `parts`.
+    fn wait_log(&self, i: usize, limit: Duration, parts: &[&str]) -> bool {
+        let end = Instant::now() + limit;
+        loop {
+            if self
+                .log(i)
+                .lines()
+                .any(|l| parts.iter().all(|p| l.contains(p)))
+            {
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The latest value of counter `field` in the `stats` lines of site `i`.
+    fn stat(&self, i: usize, field: &str) -> u64 {
+        self.log(i)
+            .lines()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["message"] == "stats")
+            .find_map(|v| v[field].as_u64())
+            .unwrap_or_else(|| panic!("no stats line in {}", self.sites[i].name))
+    }
+
+    /// Pings from the LAN host of `from` to the LAN host of `to`; true when all came back.
+    fn ping(&self, from: usize, to: usize, count: u32) -> bool {
+        let dst = format!("{}.10", lan(to));
+        let count = count.to_string();
+        let out = self.sites[from]
+            .host
+            .command("ping")
+            .args(["-c", &count, "-i", "0.1", "-W", "1", "-q", &dst])
+            .output()
+            .unwrap();
+        out.status.success()
+    }
+
+    fn registered(&self, i: usize, limit: Duration) -> bool {
+        self.wait_log(i, limit, &["registered with NHS"])
+    }
+
+    fn routes(&self, i: usize) -> String {
+        self.sites[i]
+            .router
+            .ip(&["route", "show", "proto", "212"])
+            .unwrap()
+    }
+
+    fn has_tun(&self, i: usize) -> bool {
+        self.sites[i]
+            .router
+            .ip(&["link", "show"])
+            .unwrap()
+            .contains("dmvpn0")
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // The namespaces stop the agents; the logs stay only on failure.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("agent logs kept in {}", self.dir.display());
+        }
+    }
+}
+
+fn skip_without_root() -> bool {
+    if !is_root() || Command::new("ping").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: needs root (namespaces, TUN devices, routes) and ping");
+        return true;
+    }
+    false
+}
+
+const HUB: usize = 0;
+const SPOKE1: usize = 1;
+const SPOKE2: usize = 2;
+
+#[test]
+fn seed_lab_registers_routes_shortcuts_restarts_and_cleans_up() {
+    if skip_without_root() {
+        return;
+    }
+    let mut lab = Lab::new("seed", |_, c| c);
+    assert!(
+        lab.registered(SPOKE1, Duration::from_secs(5)),
+        "{}",
+        lab.log(SPOKE1)
+    );
+    assert!(
+        lab.registered(SPOKE2, Duration::from_secs(5)),
+        "{}",
+        lab.log(SPOKE2)
+    );
+    // The hub routes the spokes' registered LANs into its tunnel.
+    assert!(lab.wait_log(
+        HUB,
+        Duration::from_secs(2),
+        &["route added", "192.168.3.0/24"]
+    ));
+    let hub_routes = lab.routes(HUB);
+    assert!(
+        hub_routes.contains("192.168.2.0/24 dev dmvpn0"),
+        "{hub_routes}"
+    );
+    assert!(
+        hub_routes.contains("192.168.3.0/24 dev dmvpn0"),
+        "{hub_routes}"
+    );
+
+    // LAN to LAN, hub and spoke both ways.
+    assert!(lab.ping(HUB, SPOKE1, 3));
+    assert!(lab.ping(SPOKE2, HUB, 3));
+
+    // spoke1 LAN → spoke2 LAN: through the hub first, then a shortcut within a second.
+    let first = Instant::now();
+    assert!(lab.ping(SPOKE1, SPOKE2, 1));
+    assert!(
+        lab.wait_log(
+            SPOKE1,
+            Duration::from_secs(1).saturating_sub(first.elapsed()),
+            &["NHRP cache entry", "192.168.3.0/24", "Shortcut"]
+        ),
+        "no shortcut within a second:\n{}",
+        lab.log(SPOKE1)
+    );
+    assert!(lab.wait_log(
+        SPOKE2,
+        Duration::from_secs(1),
+        &["NHRP cache entry", "192.168.2.0/24", "Shortcut"]
+    ));
+    assert!(lab.routes(SPOKE1).contains("192.168.3.0/24 dev dmvpn0"));
+    // The hub forwarded the first packets; once the stats refresh (1 s) it stops growing.
+    std::thread::sleep(Duration::from_millis(1200));
+    let forwarded = lab.stat(HUB, "forwarded");
+    assert!(forwarded >= 1, "the first packets hairpin at the hub");
+    assert!(lab.ping(SPOKE1, SPOKE2, 10));
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(lab.stat(HUB, "forwarded"), forwarded);
+    assert!(lab.stat(SPOKE2, "tun_tx") >= 11);
+
+    // SIGTERM: exit 0, no TUN device, no routes left.
+    assert!(lab.stop(SPOKE1));
+    assert!(!lab.has_tun(SPOKE1));
+    assert_eq!(lab.routes(SPOKE1), "");
+    assert!(lab.log(SPOKE1).contains("routes removed"));
+    // The hub took the purge: spoke1's LAN route goes at once, not at expiry.
+    assert!(lab.wait_log(
+        HUB,
+        Duration::from_secs(2),
+        &["route removed", "192.168.2.0/24"]
+    ));
+
+    // Restarted, spoke1 registers again and traffic resumes.
+    std::fs::write(&lab.sites[SPOKE1].log, "").unwrap();
+    lab.start(SPOKE1);
+    assert!(
+        lab.registered(SPOKE1, Duration::from_secs(5)),
+        "{}",
+        lab.log(SPOKE1)
+    );
+    assert!(lab.wait_log(
+        HUB,
+        Duration::from_secs(2),
+        &["route added", "192.168.2.0/24"]
+    ));
+    assert!(lab.ping(HUB, SPOKE1, 3));
+    assert!(lab.ping(SPOKE1, SPOKE2, 3));
+    for i in [HUB, SPOKE1, SPOKE2] {
+        assert!(lab.stop(i));
+        assert!(!lab.has_tun(i));
+        assert_eq!(lab.routes(i), "");
+    }
+}
+
+#[test]
+fn nhrp_authentication_mismatch_is_rejected() {
+    if skip_without_root() {
+        return;
+    }
+    let lab = Lab::new("auth", |site, c| {
+        if site == "spoke1" {
+            c.replace("authentication: \"@lpha\"", "authentication: \"wrong\"")
+        } else {
+            c
+        }
+    });
+    assert!(lab.registered(SPOKE2, Duration::from_secs(5)));
+    assert!(
+        lab.wait_log(
+            HUB,
+            Duration::from_secs(3),
+            &["NHRP authentication failed", "198.18.0.2"]
+        ),
+        "{}",
+        lab.log(HUB)
+    );
+    assert!(!lab.log(SPOKE1).contains("registered with NHS"));
+    assert!(!lab.routes(HUB).contains("192.168.2.0/24"));
+    assert!(lab.stat(HUB, "nhrp_auth_dropped") >= 1);
+    assert!(!lab.ping(SPOKE1, HUB, 1));
+}
