@@ -539,3 +539,312 @@ async fn scrape(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
     stream.write_all(response.as_bytes()).await?;
     stream.shutdown().await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::show::testdata::{hub, spoke};
+
+    /// One parsed sample line of the text format: name, labels, value.
+    type Sample = (String, BTreeMap<String, String>, f64);
+
+    /// Parses the text exposition format: samples, and the `# TYPE` of each family.
+    fn parse(text: &str) -> (Vec<Sample>, BTreeMap<String, String>) {
+        let mut samples = Vec::new();
+        let mut types = BTreeMap::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                types.insert(name.to_owned(), kind.to_owned());
+                continue;
+            }
+            if line.starts_with('#') || line.is_empty() {
+                continue;
+            }
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let (name, labels) = match series.split_once('{') {
+                Some((n, l)) => {
+                    let labels = l
+                        .trim_end_matches('}')
+                        .split(',')
+                        .filter(|kv| !kv.is_empty())
+                        .map(|kv| {
+                            let (k, v) = kv.split_once('=').unwrap();
+                            (k.to_owned(), v.trim_matches('"').to_owned())
+                        })
+                        .collect();
+                    (n, labels)
+                }
+                None => (series, BTreeMap::new()),
+            };
+            samples.push((name.to_owned(), labels, value.parse().unwrap()));
+        }
+        (samples, types)
+    }
+
+    fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let want: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        samples
+            .iter()
+            .find(|(n, l, _)| n == name && *l == want)
+            .map(|(_, _, v)| *v)
+    }
+
+    fn scrape_of(snapshot: RouterSnapshot) -> (Metrics, watch::Sender<Arc<RouterSnapshot>>) {
+        let (tx, rx) = watch::channel(Arc::new(snapshot));
+        (Metrics::new(rx).unwrap(), tx)
+    }
+
+    #[test]
+    fn names_follow_the_conventions() {
+        // A spoke has an NHS, so every family has a series.
+        let (m, _tx) = scrape_of(spoke());
+        let (samples, types) = parse(&m.encode());
+        assert_eq!(types.len(), 25, "{types:?}");
+        for (name, kind) in &types {
+            assert!(name.starts_with("dmvpn_"), "{name}");
+            assert_eq!(
+                kind == "counter",
+                name.ends_with("_total"),
+                "{name} is a {kind}"
+            );
+        }
+        for (name, _, _) in &samples {
+            let family = name
+                .strip_suffix("_bucket")
+                .or(name.strip_suffix("_sum"))
+                .or(name.strip_suffix("_count"))
+                .filter(|f| types.contains_key(*f))
+                .unwrap_or(name);
+            assert!(types.contains_key(family), "{name} has no TYPE");
+        }
+    }
+
+    #[test]
+    fn hub_counters_come_from_the_snapshot() {
+        let (m, _tx) = scrape_of(hub());
+        let (s, _) = parse(&m.encode());
+        let peer = "198.18.0.2";
+        assert_eq!(
+            value(
+                &s,
+                "dmvpn_peer_packets_total",
+                &[("peer", peer), ("direction", "tx")]
+            ),
+            Some(215.0)
+        );
+        assert_eq!(
+            value(
+                &s,
+                "dmvpn_peer_bytes_total",
+                &[("peer", peer), ("direction", "rx")]
+            ),
+            Some(28_560.0)
+        );
+        assert_eq!(
+            value(
+                &s,
+                "dmvpn_esp_packets_total",
+                &[("peer", peer), ("direction", "rx")]
+            ),
+            Some(204.0)
+        );
+        assert_eq!(
+            value(
+                &s,
+                "dmvpn_esp_replay_drops_total",
+                &[("peer", "198.18.0.3")]
+            ),
+            Some(3.0)
+        );
+        assert_eq!(
+            value(
+                &s,
+                "dmvpn_esp_auth_failures_total",
+                &[("peer", "198.18.0.3")]
+            ),
+            Some(1.0)
+        );
+        // Every dataplane drop reason is a series, zero or not.
+        let reasons: BTreeSet<_> = s
+            .iter()
+            .filter(|(n, _, _)| n == "dmvpn_dataplane_drops_total")
+            .map(|(_, l, _)| l["reason"].clone())
+            .collect();
+        for r in [
+            "replay",
+            "auth",
+            "no_sa",
+            "queue_full",
+            "no_route",
+            "malformed",
+        ] {
+            assert!(reasons.contains(r), "{r} missing in {reasons:?}");
+        }
+        assert_eq!(reasons.len(), dmvpn_dataplane::DropReason::ALL.len());
+        assert_eq!(
+            value(
+                &s,
+                "dmvpn_nhrp_messages_total",
+                &[("type", "registration_request"), ("direction", "received")]
+            ),
+            Some(58.0)
+        );
+        assert_eq!(
+            value(
+                &s,
+                "dmvpn_nhrp_messages_total",
+                &[("type", "traffic_indication"), ("direction", "sent")]
+            ),
+            Some(4.0)
+        );
+        assert_eq!(value(&s, "dmvpn_nhrp_redirects_sent_total", &[]), Some(4.0));
+        assert_eq!(
+            value(&s, "dmvpn_nhrp_redirects_suppressed_total", &[]),
+            Some(9.0)
+        );
+        assert_eq!(
+            value(
+                &s,
+                "dmvpn_nhrp_drops_total",
+                &[("reason", "authentication_mismatch")]
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(&s, "dmvpn_ike_sas", &[("state", "established")]),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(&s, "dmvpn_ike_sas", &[("state", "connecting")]),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&s, "dmvpn_ike_sas", &[("state", "deleting")]),
+            Some(0.0)
+        );
+        assert_eq!(value(&s, "dmvpn_peers", &[("state", "up")]), Some(2.0));
+        assert_eq!(value(&s, "dmvpn_peers", &[("state", "ike")]), Some(1.0));
+        assert_eq!(
+            value(&s, "dmvpn_nhrp_cache_entries", &[("type", "dynamic")]),
+            Some(4.0)
+        );
+    }
+
+    #[test]
+    fn spoke_reports_its_nhs_and_shortcuts_and_drops_series_of_gone_peers() {
+        let (m, tx) = scrape_of(spoke());
+        let (s, _) = parse(&m.encode());
+        assert_eq!(
+            value(
+                &s,
+                "dmvpn_nhrp_nhs_up",
+                &[("nhs", "10.1.1.1"), ("nbma", "198.18.0.1")]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(value(&s, "dmvpn_nhrp_shortcuts", &[]), Some(2.0));
+        assert!(
+            value(
+                &s,
+                "dmvpn_esp_packets_total",
+                &[("peer", "198.18.0.3"), ("direction", "tx")]
+            )
+            .is_some()
+        );
+        // The shortcut to spoke 2 expires and its SA goes: so do its series.
+        let mut next = spoke();
+        next.nhrp.retain(|e| e.kind != EntryType::Shortcut);
+        next.ipsec_sas
+            .retain(|sa| sa.peer.to_string() != "198.18.0.3");
+        next.nhs[0].up = false;
+        tx.send(Arc::new(next)).unwrap();
+        let (s, _) = parse(&m.encode());
+        assert_eq!(value(&s, "dmvpn_nhrp_shortcuts", &[]), Some(0.0));
+        assert_eq!(
+            value(
+                &s,
+                "dmvpn_nhrp_nhs_up",
+                &[("nhs", "10.1.1.1"), ("nbma", "198.18.0.1")]
+            ),
+            Some(0.0)
+        );
+        assert!(
+            !s.iter()
+                .any(|(_, l, _)| l.get("peer").is_some_and(|p| p == "198.18.0.3"))
+        );
+    }
+
+    #[test]
+    fn handshake_durations_fill_the_histogram() {
+        let (m, _tx) = scrape_of(hub());
+        m.observe_handshake(Duration::from_micros(800));
+        m.observe_handshake(Duration::from_millis(20));
+        m.observe_handshake(Duration::from_secs(3));
+        let (s, types) = parse(&m.encode());
+        assert_eq!(types["dmvpn_ike_handshake_duration_seconds"], "histogram");
+        let bucket = |le| {
+            value(
+                &s,
+                "dmvpn_ike_handshake_duration_seconds_bucket",
+                &[("le", le)],
+            )
+            .unwrap()
+        };
+        assert_eq!(bucket("0.001"), 1.0);
+        assert_eq!(bucket("0.01"), 1.0);
+        assert_eq!(bucket("0.025"), 2.0);
+        assert_eq!(bucket("2.5"), 2.0);
+        assert_eq!(bucket("10"), 3.0);
+        assert_eq!(
+            value(&s, "dmvpn_ike_handshake_duration_seconds_count", &[]),
+            Some(3.0)
+        );
+    }
+
+    async fn http(addr: SocketAddr, request: &[u8]) -> String {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(request).await.unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn serves_metrics_over_http() {
+        let (m, _tx) = scrape_of(hub());
+        let server = MetricsServer::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr = server.local_addr().unwrap();
+        tokio::spawn(server.run(Arc::new(m)));
+        let ok = http(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let (head, body) = ok.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(
+            head.contains("Content-Type: text/plain; version=0.0.4"),
+            "{head}"
+        );
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+        assert!(body.contains("dmvpn_peer_packets_total{"));
+        let not_found = http(addr, b"GET / HTTP/1.1\r\n\r\n").await;
+        assert!(not_found.starts_with("HTTP/1.1 404 "), "{not_found}");
+        let post = http(addr, b"POST /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
+        let mut huge = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
+        huge.extend(std::iter::repeat_n(b'a', MAX_REQUEST_HEAD));
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        // The server may close before reading everything: only the answer matters.
+        let _ = c.write_all(&huge).await;
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out).await;
+        assert!(out.starts_with("HTTP/1.1 400 "), "{out}");
+    }
+}

@@ -329,6 +329,15 @@ pub(crate) fn spoke() -> RouterSnapshot {
             uptime: secs(5),
         },
     ];
+    s.peers = vec![PeerTraffic {
+        nbma: ip("198.18.0.1"),
+        counters: PeerCounters {
+            tx_packets: 204,
+            tx_bytes: 28_560,
+            rx_packets: 215,
+            rx_bytes: 30_100,
+        },
+    }];
     s.routes = vec![prefix("192.168.3.0/24"), prefix("10.1.1.3/32")];
     s
 }
