@@ -58,6 +58,10 @@ enum Command {
         /// Re-emit every understood layer and exit non-zero if any differs from the capture.
         #[arg(long)]
         check_roundtrip: bool,
+        /// Decrypt ESP and IKE with the keys of this key log (written by `dmvpn-agent run
+        /// --key-log FILE.json`).
+        #[arg(long, value_name = "FILE.json")]
+        key_log: Option<PathBuf>,
     },
 }
 
@@ -69,12 +73,17 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Pcap {
             file,
             check_roundtrip,
+            key_log,
         } => {
+            let keys = match &key_log {
+                Some(path) => pcap::KeyLog::read(path)?,
+                None => pcap::KeyLog::default(),
+            };
             let raw = pcap::read_capture(&file)?;
             let frames: Vec<_> = raw
                 .iter()
                 .enumerate()
-                .map(|(i, f)| pcap::decode_frame(i + 1, f))
+                .map(|(i, f)| pcap::decode_frame_with_keys(i + 1, f, &keys))
                 .collect();
             let mismatches: Vec<usize> = frames
                 .iter()
