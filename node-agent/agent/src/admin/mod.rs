@@ -131,6 +131,11 @@ mod tests {
         let e = AdminServer::bind(&path).unwrap_err();
         assert!(e.to_string().contains("is not a socket"), "{e}");
         assert_eq!(std::fs::read(&path).unwrap(), b"not a socket");
+        // A socket path under a regular file: `serve` fails at once instead of serving.
+        let (_tx, rx) = watch::channel(Arc::new(hub()));
+        let (ctx, _crx) = mpsc::channel(1);
+        let e = serve(path.join("agent.sock"), rx, ctx).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists, "{e}");
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -63,7 +63,7 @@ impl Response {
 }
 
 /// A command for the driver, from `clear ...`; the next snapshot shows its effect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdminCommand {
     /// `clear ip nhrp`: drop the dynamic NHRP cache entries (registrations at a hub,
     /// shortcuts at a spoke); a spoke registers again.

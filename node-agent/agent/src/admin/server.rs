@@ -132,16 +132,17 @@ impl AdminServer {
     }
 }
 
-/// Binds `path` and serves it: [`AdminServer::bind`] then [`AdminServer::run`].
+/// Binds `path` and serves it: [`AdminServer::bind`] then [`AdminServer::run`]. The future
+/// owns everything it uses, so the agent can `tokio::spawn` it.
 ///
 /// # Errors
 /// As [`AdminServer::bind`] and [`AdminServer::run`].
 pub async fn serve(
-    path: &Path,
+    path: PathBuf,
     snapshot: watch::Receiver<Arc<RouterSnapshot>>,
     commands: mpsc::Sender<AdminCommand>,
 ) -> io::Result<()> {
-    AdminServer::bind(path)?.run(snapshot, commands).await
+    AdminServer::bind(&path)?.run(snapshot, commands).await
 }
 
 async fn connection(

@@ -41,7 +41,7 @@ macro_rules! out {
 pub(crate) use out;
 
 /// One `show` command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Show {
     /// `show dmvpn [detail]`.
     Dmvpn {
