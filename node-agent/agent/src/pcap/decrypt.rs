@@ -132,3 +132,52 @@ pub(super) fn ikev2_sk(repr: &Repr<'_>, message: &[u8], key: &KeyMaterial) -> Op
 
 /// The protocol name of a decrypted SK payload's layer.
 const PROTOCOL: &str = "ikev2-sk";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Seals `plain` as an SK body (IV, ciphertext, ICV) under `aad` with AES-256-GCM.
+    fn seal(key: &KeyMaterial, aad: &[u8], plain: &[u8]) -> Vec<u8> {
+        let m = key.expose();
+        let iv = [9u8; IV_LEN];
+        let mut nonce = [0u8; 12];
+        nonce[..SALT_LEN].copy_from_slice(&m[32..]);
+        nonce[SALT_LEN..].copy_from_slice(&iv);
+        let k =
+            aead::LessSafeKey::new(aead::UnboundKey::new(&aead::AES_256_GCM, &m[..32]).unwrap());
+        let mut buf = plain.to_vec();
+        k.seal_in_place_append_tag(
+            aead::Nonce::assume_unique_for_key(nonce),
+            aead::Aad::from(aad),
+            &mut buf,
+        )
+        .unwrap();
+        [&iv[..], &buf].concat()
+    }
+
+    fn key() -> KeyMaterial {
+        KeyMaterial::new(Algorithm::AesGcm16_256, &[0x42; 36]).unwrap()
+    }
+
+    #[test]
+    fn padding_is_stripped() {
+        let body = seal(&key(), b"hdr", &[1, 2, 3, 0, 0, 2]);
+        assert_eq!(open_sk(&key(), b"hdr", &body).unwrap(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn hostile_bodies_are_refused_without_panic() {
+        // Shorter than IV, pad length and ICV.
+        assert!(open_sk(&key(), b"hdr", &[0; IV_LEN + ICV_LEN]).is_err());
+        // Authentic, but the pad length claims more bytes than there are.
+        let body = seal(&key(), b"hdr", &[1, 2, 3, 200]);
+        assert_eq!(
+            open_sk(&key(), b"hdr", &body).unwrap_err(),
+            "pad length longer than the plaintext"
+        );
+        // The AAD is authenticated: another header fails the ICV.
+        let body = seal(&key(), b"hdr", &[1, 0]);
+        assert!(open_sk(&key(), b"HDR", &body).unwrap_err().contains("ICV"));
+    }
+}
