@@ -30,7 +30,7 @@ pub fn debug_ikev2(repr: &Repr<'_>) -> String {
 }
 
 /// strongSwan's payload abbreviations.
-fn payload_tag(body: &PayloadBody<'_>) -> String {
+pub(super) fn payload_tag(body: &PayloadBody<'_>) -> String {
     match body {
         PayloadBody::Sa(_) => "SA".into(),
         PayloadBody::Ke(_) => "KE".into(),

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::capture::RawFrame;
+use super::keylog::{EspKeys, KeyLog};
 
 /// How deep tunnels may nest (IP in GRE in IP ...) before decoding stops: a crafted capture
 /// cannot make the decoder recurse without bound.
@@ -63,11 +64,17 @@ impl Frame {
     }
 }
 
-/// Decodes one captured frame.
+/// Decodes one captured frame; ESP and IKE stay encrypted.
 pub fn decode_frame(number: usize, raw: &RawFrame) -> Frame {
+    decode_frame_with_keys(number, raw, &KeyLog::default())
+}
+
+/// Decodes one captured frame, decrypting the ESP packets and IKE SK payloads whose SAs
+/// `keys` holds.
+pub fn decode_frame_with_keys(number: usize, raw: &RawFrame, keys: &KeyLog) -> Frame {
     let mut layers = Vec::new();
     match raw.link.strip(&raw.data) {
-        Some(ip) => decode_ip(ip, &mut layers, 0),
+        Some(ip) => decode_ip(ip, &mut layers, keys, 0),
         None => layers.push(opaque(
             "link",
             &raw.data,
@@ -86,7 +93,7 @@ fn fields<T: Serialize>(repr: &T) -> Value {
     serde_json::to_value(repr).unwrap_or_else(|e| Value::String(format!("<unserializable: {e}>")))
 }
 
-fn verdict(ok: bool) -> Option<Roundtrip> {
+pub(super) fn verdict(ok: bool) -> Option<Roundtrip> {
     Some(if ok {
         Roundtrip::Exact
     } else {
@@ -94,7 +101,7 @@ fn verdict(ok: bool) -> Option<Roundtrip> {
     })
 }
 
-fn layer(protocol: &'static str, fields: Value, roundtrip: Option<Roundtrip>) -> Layer {
+pub(super) fn layer(protocol: &'static str, fields: Value, roundtrip: Option<Roundtrip>) -> Layer {
     Layer {
         protocol,
         fields,
@@ -104,7 +111,7 @@ fn layer(protocol: &'static str, fields: Value, roundtrip: Option<Roundtrip>) ->
     }
 }
 
-fn failed(protocol: &'static str, error: impl ToString) -> Layer {
+pub(super) fn failed(protocol: &'static str, error: impl ToString) -> Layer {
     Layer {
         protocol,
         fields: Value::Null,
@@ -126,26 +133,26 @@ fn opaque(protocol: &'static str, bytes: &[u8], why: String) -> Layer {
 }
 
 impl Layer {
-    fn with_text(mut self, text: String) -> Self {
+    pub(super) fn with_text(mut self, text: String) -> Self {
         self.text = Some(text);
         self
     }
 }
 
 /// An IPv4 or IPv6 packet, told apart by its version nibble.
-fn decode_ip(bytes: &[u8], layers: &mut Vec<Layer>, depth: usize) {
+fn decode_ip(bytes: &[u8], layers: &mut Vec<Layer>, keys: &KeyLog, depth: usize) {
     if depth > MAX_DEPTH {
         layers.push(opaque("ip", bytes, "tunnels nested too deep".into()));
         return;
     }
     match bytes.first().map(|b| b >> 4) {
-        Some(4) => decode_ipv4(bytes, layers, depth),
-        Some(6) => decode_ipv6(bytes, layers, depth),
+        Some(4) => decode_ipv4(bytes, layers, keys, depth),
+        Some(6) => decode_ipv6(bytes, layers, keys, depth),
         _ => layers.push(failed("ip", "not an IPv4 or IPv6 packet")),
     }
 }
 
-fn decode_ipv4(bytes: &[u8], layers: &mut Vec<Layer>, depth: usize) {
+fn decode_ipv4(bytes: &[u8], layers: &mut Vec<Layer>, keys: &KeyLog, depth: usize) {
     let packet = match ipv4::Packet::new_checked(bytes) {
         Ok(p) => p,
         Err(e) => return layers.push(failed("ipv4", e)),
@@ -197,11 +204,12 @@ fn decode_ipv4(bytes: &[u8], layers: &mut Vec<Layer>, depth: usize) {
         packet.payload(),
         (src, dst),
         layers,
+        keys,
         depth,
     );
 }
 
-fn decode_ipv6(bytes: &[u8], layers: &mut Vec<Layer>, depth: usize) {
+fn decode_ipv6(bytes: &[u8], layers: &mut Vec<Layer>, keys: &KeyLog, depth: usize) {
     let packet = match ipv6::Packet::new_checked(bytes) {
         Ok(p) => p,
         Err(e) => return layers.push(failed("ipv6", e)),
@@ -217,7 +225,14 @@ fn decode_ipv6(bytes: &[u8], layers: &mut Vec<Layer>, depth: usize) {
     );
     layers.push(layer("ipv6", fields(&repr), verdict(ok)).with_text(text));
     let addrs = (IpAddr::V6(packet.src_addr()), IpAddr::V6(packet.dst_addr()));
-    decode_transport(packet.next_header(), packet.payload(), addrs, layers, depth);
+    decode_transport(
+        packet.next_header(),
+        packet.payload(),
+        addrs,
+        layers,
+        keys,
+        depth,
+    );
 }
 
 fn decode_transport(
@@ -225,14 +240,15 @@ fn decode_transport(
     payload: &[u8],
     addrs: (IpAddr, IpAddr),
     layers: &mut Vec<Layer>,
+    keys: &KeyLog,
     depth: usize,
 ) {
     match protocol {
-        udp::IP_PROTOCOL => decode_udp(payload, addrs, layers, depth),
-        gre::IP_PROTOCOL => decode_gre(payload, layers, depth),
-        esp::IP_PROTOCOL => decode_esp(payload, layers),
+        udp::IP_PROTOCOL => decode_udp(payload, addrs, layers, keys, depth),
+        gre::IP_PROTOCOL => decode_gre(payload, layers, keys, depth),
+        esp::IP_PROTOCOL => decode_esp(payload, addrs, layers, keys, depth),
         // IP in IP (tunnel-mode ESP decrypted elsewhere, or IPv6 over IPv4).
-        4 | 41 => decode_ip(payload, layers, depth + 1),
+        4 | 41 => decode_ip(payload, layers, keys, depth + 1),
         other => layers.push(
             layer(
                 "payload",
@@ -244,7 +260,13 @@ fn decode_transport(
     }
 }
 
-fn decode_udp(bytes: &[u8], addrs: (IpAddr, IpAddr), layers: &mut Vec<Layer>, depth: usize) {
+fn decode_udp(
+    bytes: &[u8],
+    addrs: (IpAddr, IpAddr),
+    layers: &mut Vec<Layer>,
+    keys: &KeyLog,
+    depth: usize,
+) {
     let packet = match udp::Packet::new_checked(bytes) {
         Ok(p) => p,
         Err(e) => return layers.push(failed("udp", e)),
@@ -272,16 +294,22 @@ fn decode_udp(bytes: &[u8], addrs: (IpAddr, IpAddr), layers: &mut Vec<Layer>, de
     let payload = packet.payload();
     let ports = [packet.src_port(), packet.dst_port()];
     if ports.contains(&udp_encap::NAT_T_PORT) {
-        decode_nat_t(payload, layers);
+        decode_nat_t(payload, addrs, layers, keys, depth);
     } else if ports.contains(&udp_encap::IKE_PORT) {
-        decode_ikev2(payload, layers);
+        decode_ikev2(payload, layers, keys);
     } else if ports.contains(&gre::GRE_IN_UDP_PORT) {
-        decode_gre(payload, layers, depth);
+        decode_gre(payload, layers, keys, depth);
     }
 }
 
 /// RFC 3948: keepalive, IKE behind the non-ESP marker, or ESP.
-fn decode_nat_t(bytes: &[u8], layers: &mut Vec<Layer>) {
+fn decode_nat_t(
+    bytes: &[u8],
+    addrs: (IpAddr, IpAddr),
+    layers: &mut Vec<Layer>,
+    keys: &KeyLog,
+    depth: usize,
+) {
     match udp_encap::Datagram::parse(bytes) {
         Ok(udp_encap::Datagram::Keepalive) => {
             layers.push(layer(
@@ -296,14 +324,20 @@ fn decode_nat_t(bytes: &[u8], layers: &mut Vec<Layer>) {
                 Value::Null,
                 verdict(bytes[..4] == udp_encap::NON_ESP_MARKER),
             ));
-            decode_ikev2(ike, layers);
+            decode_ikev2(ike, layers, keys);
         }
-        Ok(udp_encap::Datagram::Esp(esp)) => decode_esp(esp, layers),
+        Ok(udp_encap::Datagram::Esp(esp)) => decode_esp(esp, addrs, layers, keys, depth),
         Err(e) => layers.push(failed("udp-encap", e)),
     }
 }
 
-fn decode_esp(bytes: &[u8], layers: &mut Vec<Layer>) {
+fn decode_esp(
+    bytes: &[u8],
+    addrs: (IpAddr, IpAddr),
+    layers: &mut Vec<Layer>,
+    keys: &KeyLog,
+    depth: usize,
+) {
     let packet = match esp::Packet::new_checked(bytes) {
         Ok(p) => p,
         Err(e) => return layers.push(failed("esp", e)),
@@ -313,7 +347,7 @@ fn decode_esp(bytes: &[u8], layers: &mut Vec<Layer>) {
     };
     let mut buf = vec![0u8; repr.buffer_len()];
     let ok = repr.emit(&mut buf).is_ok() && buf == bytes;
-    // The encrypted part is opaque until keys are given (issue 4): show its length only.
+    // The encrypted part is opaque without keys: show its length only.
     let fields = serde_json::json!({
         "spi": format!("0x{:08x}", repr.spi),
         "sequence": repr.sequence,
@@ -326,9 +360,52 @@ fn decode_esp(bytes: &[u8], layers: &mut Vec<Layer>) {
         repr.payload.len()
     );
     layers.push(layer("esp", fields, verdict(ok)).with_text(text));
+    if let Some(k) = keys.esp(repr.spi, addrs.0, addrs.1) {
+        decrypt_esp(bytes, k, layers, keys, depth);
+    }
 }
 
-fn decode_gre(bytes: &[u8], layers: &mut Vec<Layer>, depth: usize) {
+/// Opens an ESP packet with the key log's keys and decodes what it carries: GRE in transport
+/// mode (the DMVPN shape), IP in tunnel mode (RFC 4303 section 3.1).
+fn decrypt_esp(bytes: &[u8], k: &EspKeys, layers: &mut Vec<Layer>, keys: &KeyLog, depth: usize) {
+    let algorithm = k.key.algorithm().name();
+    let (opened, buf) = match super::decrypt::esp(bytes, k) {
+        Ok(o) => o,
+        Err(e) => return layers.push(failed("esp-decrypted", format!("{algorithm}: {e}"))),
+    };
+    let Some(payload) = buf.get(opened.payload.clone()) else {
+        return layers.push(failed("esp-decrypted", "payload outside the packet"));
+    };
+    let fields = serde_json::json!({
+        "algorithm": algorithm,
+        "sequence": opened.sequence,
+        "next_header": opened.next_header,
+        "payload_length": payload.len(),
+        "icv": "good",
+    });
+    let text = format!(
+        "decrypted with {algorithm}, ICV good: next header {}, {} bytes",
+        opened.next_header,
+        payload.len()
+    );
+    layers.push(layer("esp-decrypted", fields, None).with_text(text));
+    match opened.next_header {
+        dmvpn_esp::sa::NEXT_HEADER_GRE => decode_gre(payload, layers, keys, depth),
+        dmvpn_esp::sa::NEXT_HEADER_IPV4 | dmvpn_esp::sa::NEXT_HEADER_IPV6 => {
+            decode_ip(payload, layers, keys, depth + 1)
+        }
+        other => layers.push(
+            layer(
+                "payload",
+                serde_json::json!({ "ip_protocol": other, "length": payload.len() }),
+                None,
+            )
+            .with_text(format!("IP protocol {other}, {} bytes", payload.len())),
+        ),
+    }
+}
+
+fn decode_gre(bytes: &[u8], layers: &mut Vec<Layer>, keys: &KeyLog, depth: usize) {
     let packet = match gre::Packet::new_checked(bytes) {
         Ok(p) => p,
         Err(e) => return layers.push(failed("gre", e)),
@@ -356,13 +433,15 @@ fn decode_gre(bytes: &[u8], layers: &mut Vec<Layer>, depth: usize) {
     }
     layers.push(layer("gre", fields(&repr), verdict(ok)).with_text(text));
     match repr.protocol {
-        gre::Protocol::Nhrp => decode_nhrp(packet.payload(), layers, depth),
-        gre::Protocol::Ipv4 | gre::Protocol::Ipv6 => decode_ip(packet.payload(), layers, depth + 1),
+        gre::Protocol::Nhrp => decode_nhrp(packet.payload(), layers, keys, depth),
+        gre::Protocol::Ipv4 | gre::Protocol::Ipv6 => {
+            decode_ip(packet.payload(), layers, keys, depth + 1)
+        }
         gre::Protocol::Unknown(_) => {}
     }
 }
 
-fn decode_nhrp(bytes: &[u8], layers: &mut Vec<Layer>, depth: usize) {
+fn decode_nhrp(bytes: &[u8], layers: &mut Vec<Layer>, keys: &KeyLog, depth: usize) {
     let packet = match nhrp::Packet::new_checked(bytes) {
         Ok(p) => p,
         Err(e) => return layers.push(failed("nhrp", e)),
@@ -379,19 +458,19 @@ fn decode_nhrp(bytes: &[u8], layers: &mut Vec<Layer>, depth: usize) {
     layers.push(layer("nhrp", fields(&repr), verdict(ok)).with_text(text));
     match &repr.message {
         // A traffic indication carries the start of the data packet that triggered it.
-        nhrp::Message::TrafficIndication(ti) => decode_ip(ti.packet, layers, depth + 1),
+        nhrp::Message::TrafficIndication(ti) => decode_ip(ti.packet, layers, keys, depth + 1),
         // An error indication carries the packet in error; FRR nhrpd cuts it after the
         // mandatory part, which then does not decode on its own.
         nhrp::Message::ErrorIndication(ei)
             if depth < MAX_DEPTH && nhrp::Packet::new_checked(ei.packet).is_ok() =>
         {
-            decode_nhrp(ei.packet, layers, depth + 1);
+            decode_nhrp(ei.packet, layers, keys, depth + 1);
         }
         _ => {}
     }
 }
 
-fn decode_ikev2(bytes: &[u8], layers: &mut Vec<Layer>) {
+fn decode_ikev2(bytes: &[u8], layers: &mut Vec<Layer>, keys: &KeyLog) {
     let packet = match ikev2::Packet::new_checked(bytes) {
         Ok(p) => p,
         Err(e) => return layers.push(failed("ikev2", e)),
@@ -405,4 +484,14 @@ fn decode_ikev2(bytes: &[u8], layers: &mut Vec<Layer>) {
     let ok = matches!(repr.emit(&mut buf), Ok(n) if buf[..n] == *original);
     let text = super::debug_ikev2::debug_ikev2(&repr);
     layers.push(layer("ikev2", fields(&repr), verdict(ok)).with_text(text));
+    if let Some(k) = keys.ike(repr.initiator_spi, repr.responder_spi) {
+        let key = if repr.flags.initiator() {
+            &k.sk_ei
+        } else {
+            &k.sk_er
+        };
+        if let Some(l) = super::decrypt::ikev2_sk(&repr, original, key) {
+            layers.push(l);
+        }
+    }
 }

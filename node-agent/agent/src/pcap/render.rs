@@ -56,6 +56,8 @@ fn display_name(protocol: &str) -> String {
         "ipv4" => "IPv4".into(),
         "ipv6" => "IPv6".into(),
         "ikev2" => "IKEv2".into(),
+        "ikev2-sk" => "IKEv2 SK".into(),
+        "esp-decrypted" => "ESP plaintext".into(),
         "nat-keepalive" => "NAT-keepalive".into(),
         "non-esp-marker" => "non-ESP marker".into(),
         "payload" => "Payload".into(),
