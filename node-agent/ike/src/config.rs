@@ -109,6 +109,10 @@ pub struct Config {
     pub cookie_secret_lifetime: Duration,
     /// Whether to keep SA keys in [`crate::Engine::key_log`] (off by default).
     pub key_log: bool,
+    /// The most IKE SA entries the key log keeps; the oldest go first.
+    pub key_log_ike_sas: usize,
+    /// The most ESP SA entries (one per direction) the key log keeps; the oldest go first.
+    pub key_log_esp_sas: usize,
 }
 
 impl Config {
@@ -160,6 +164,8 @@ impl Config {
             half_open_timeout: Duration::from_secs(30),
             cookie_secret_lifetime: Duration::from_secs(300),
             key_log: false,
+            key_log_ike_sas: 1024,
+            key_log_esp_sas: 4096,
         }
     }
 

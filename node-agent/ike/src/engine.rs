@@ -19,6 +19,7 @@ use crate::error::DropReason;
 use crate::event::{DownReason, Event};
 use crate::keylog::KeyLog;
 use crate::sa::{IkeSa, Request, State};
+use crate::timer::Timer;
 
 /// A datagram to send: the UDP payload (with the non-ESP marker on port 4500) from `local`
 /// to `remote`.
@@ -41,6 +42,8 @@ pub(crate) struct Effects {
     pub established: bool,
     /// A new SA to add (an IKE SA rekey's successor).
     pub new_sa: Option<IkeSa>,
+    /// The peer's IKE_AUTH carried INITIAL_CONTACT (RFC 7296 section 3.10.1).
+    pub initial_contact: bool,
 }
 
 /// The engine's state apart from the SA table, which handlers borrow beside one SA.
@@ -108,6 +111,7 @@ impl Engine {
     ) -> Result<Self, ConfigError> {
         config.validate()?;
         let cookies = CookieJar::new(&mut *rng, now, config.cookie_secret_lifetime);
+        let key_log = KeyLog::with_limits(config.key_log_ike_sas, config.key_log_esp_sas);
         Ok(Engine {
             ctx: Ctx {
                 identity: config.own_identity(),
@@ -116,7 +120,7 @@ impl Engine {
                 transmits: VecDeque::new(),
                 events: VecDeque::new(),
                 counters: Counters::default(),
-                key_log: KeyLog::default(),
+                key_log,
             },
             sas: HashMap::new(),
             by_peer: HashMap::new(),
@@ -197,7 +201,10 @@ impl Engine {
         }
         let spi = self.fresh_spi();
         match self.ctx.start_initiator(now, peer, spi) {
-            Ok(sa) => self.insert(sa, now),
+            Ok(mut sa) => {
+                sa.initial_contact = true;
+                self.insert(sa, now)
+            }
             Err(_) => self.ctx.events.push_back(Event::IkeSaFailed {
                 peer,
                 reason: crate::event::FailReason::BadResponse,
@@ -235,6 +242,23 @@ impl Engine {
                 .map(|c| c.inbound_spi)
                 .collect();
             sa.queue.extend(spis.into_iter().map(Request::RekeyChild));
+        });
+    }
+
+    /// Deletes the CHILD_SA with this inbound SPI with `peer` (INFORMATIONAL, RFC 7296
+    /// section 1.4.1), for instance when its hard byte or packet lifetime runs out in the
+    /// dataplane. Unknown SPIs are ignored.
+    pub fn delete_child(&mut self, now: Instant, peer: IpAddr, inbound_spi: u32) {
+        self.with_established(now, peer, |sa| {
+            if let Some(c) = sa
+                .children
+                .iter_mut()
+                .find(|c| c.inbound_spi == inbound_spi && !c.deleting)
+            {
+                c.deleting = true;
+                c.rekey_at = None;
+                sa.queue.push_back(Request::DeleteChild(vec![inbound_spi]));
+            }
         });
     }
 
@@ -350,6 +374,14 @@ impl Engine {
         } else if flags.initiator() == sa.initiator {
             Err(DropReason::WrongFlags)
         } else {
+            if sa.initial_contact && matches!(sa.state, State::InitSent(_)) {
+                // Our IKE_AUTH may follow: INITIAL_CONTACT only if no other IKE SA with the
+                // peer is up (section 3.10.1), as after a restart.
+                sa.initial_contact = !self.by_peer.get(&sa.peer).is_some_and(|v| {
+                    v.iter()
+                        .any(|s| self.sas.get(s).is_some_and(IkeSa::established))
+                });
+            }
             self.ctx
                 .handle(&mut sa, now, local, remote, msg, &repr, encap)
         };
@@ -389,6 +421,13 @@ impl Engine {
             } else {
                 self.insert(new, now);
             }
+        }
+        self.settle_rekey(&mut sa, now);
+        if sa.established() && sa.established_at.is_none() {
+            sa.established_at = Some(now);
+        }
+        if effects.initial_contact {
+            self.forget_stale(&sa, now);
         }
         if sa.half_open && (effects.remove || sa.established()) {
             sa.half_open = false;
@@ -430,6 +469,94 @@ impl Engine {
             v.push(spi);
         }
         self.sas.insert(spi, sa);
+    }
+
+    /// Moves the CHILD_SAs of a rekeyed IKE SA to its successor once no rekey of ours is in
+    /// flight (RFC 7296 section 2.8.2). After a simultaneous rekey there are two successors:
+    /// the one whose exchange had the lowest of the four nonces is redundant, deleted by its
+    /// initiator and awaited by the other side; the survivor takes every CHILD_SA, and its
+    /// initiator deletes the old SA. Both sides compare the same nonces and agree.
+    fn settle_rekey(&mut self, old: &mut IkeSa, now: Instant) {
+        if !old.rekeyed || old.settled || old.rekeying_ike() {
+            return;
+        }
+        old.settled = true;
+        let live: Vec<u64> = old
+            .successors
+            .iter()
+            .copied()
+            .filter(|s| self.sas.contains_key(s))
+            .collect();
+        let Some(keep) = live
+            .iter()
+            .copied()
+            .max_by(|a, b| self.sas[a].lowest_nonce().cmp(self.sas[b].lowest_nonce()))
+        else {
+            return;
+        };
+        let mut children = core::mem::take(&mut old.children);
+        for spi in live.into_iter().filter(|s| *s != keep) {
+            let Some(mut loser) = self.sas.remove(&spi) else {
+                continue;
+            };
+            children.append(&mut loser.children);
+            loser.redundant = true;
+            loser.rekeyed = true;
+            loser.settled = true;
+            if loser.initiator {
+                self.ctx.queue_delete_ike(&mut loser, DownReason::Redundant);
+            } else {
+                for t in [Timer::IkeRekey, Timer::Dpd, Timer::Keepalive] {
+                    loser.timers.set(t, None);
+                }
+                loser.timers.set(
+                    Timer::IkeExpire,
+                    Some(now + self.ctx.config.half_open_timeout),
+                );
+            }
+            self.apply(loser, Effects::default(), now);
+        }
+        if let Some(mut survivor) = self.sas.remove(&keep) {
+            survivor.children.append(&mut children);
+            if survivor.initiator {
+                self.ctx.queue_delete_ike(old, DownReason::Rekeyed);
+            }
+            self.apply(survivor, Effects::default(), now);
+        }
+    }
+
+    /// INITIAL_CONTACT (RFC 7296 section 3.10.1): the peer of `sa` lost its state, so every
+    /// other IKE SA with the same identity that was up before `sa` began is stale. They go
+    /// silently (a DELETE would reach nobody), reported down as deleted by the peer. SAs
+    /// established since `sa` began (a simultaneous initiation) are left to the nonce rule.
+    fn forget_stale(&mut self, sa: &IkeSa, now: Instant) {
+        let Some(id) = &sa.peer_id else {
+            return;
+        };
+        let stale: Vec<u64> = self
+            .sas
+            .iter()
+            .filter(|(spi, other)| {
+                **spi != sa.local_spi()
+                    && other.peer_id.as_ref() == Some(id)
+                    && other.established_at.is_some_and(|at| at < sa.created)
+            })
+            .map(|(spi, _)| *spi)
+            .collect();
+        for spi in stale {
+            let Some(mut other) = self.sas.remove(&spi) else {
+                continue;
+            };
+            self.ctx.sa_down(&mut other, DownReason::DeletedByPeer);
+            self.apply(
+                other,
+                Effects {
+                    remove: true,
+                    ..Default::default()
+                },
+                now,
+            );
+        }
     }
 
     /// Simultaneous initiation (RFC 7296 section 2.8.1 applied to initial creation): when two

@@ -11,11 +11,14 @@
 //! strongSwan prints them. Every cipher here is an AEAD, so `integ`, `sk_ai`, `sk_ar` and
 //! `integ_key` are JSON `null` (not `""`: there is no key, rather than an empty one). One
 //! `esp_sas` entry per direction, `src`/`dst` being that direction's outer addresses.
-//! Entries of deleted SAs stay: tooling decrypts old captures. Off by default; the engine
-//! only keeps the data ([`crate::Engine::key_log`]), writing a file is the agent's job.
+//! Entries of deleted SAs stay, since tooling decrypts old captures, up to a limit per list
+//! ([`crate::Config::key_log_ike_sas`], [`crate::Config::key_log_esp_sas`]) past which the
+//! oldest go. Off by default; the engine only keeps the data ([`crate::Engine::key_log`]),
+//! writing a file is the agent's job.
 
 use core::fmt::Write;
 use core::net::IpAddr;
+use std::collections::VecDeque;
 
 use dmvpn_esp::Algorithm;
 
@@ -69,13 +72,92 @@ impl core::fmt::Debug for EspSaKeys {
     }
 }
 
-/// Every SA's keys, in the order they came up.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The last entries of one list of the key log, oldest first: at most `limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capped<T> {
+    items: VecDeque<T>,
+    limit: usize,
+}
+
+impl<T> Capped<T> {
+    /// An empty list keeping at most `limit` entries.
+    pub fn new(limit: usize) -> Self {
+        Capped {
+            items: VecDeque::new(),
+            limit,
+        }
+    }
+
+    /// Appends `item`, dropping the oldest entries beyond the limit.
+    pub fn push(&mut self, item: T) {
+        if self.limit == 0 {
+            return;
+        }
+        while self.items.len() >= self.limit {
+            self.items.pop_front();
+        }
+        self.items.push_back(item);
+    }
+
+    /// The entries, oldest first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> + ExactSizeIterator {
+        self.items.iter()
+    }
+
+    /// How many entries it holds.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Capped<T> {
+    type Item = &'a T;
+    type IntoIter = std::collections::vec_deque::Iter<'a, T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter()
+    }
+}
+
+impl<T> FromIterator<T> for Capped<T> {
+    /// Every item, with no limit.
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        Capped {
+            items: iter.into_iter().collect(),
+            limit: usize::MAX,
+        }
+    }
+}
+
+/// Every SA's keys, in the order they came up (the last ones, past the limits).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyLog {
     /// IKE SAs.
-    pub ike_sas: Vec<IkeSaKeys>,
+    pub ike_sas: Capped<IkeSaKeys>,
     /// ESP SAs, one per direction.
-    pub esp_sas: Vec<EspSaKeys>,
+    pub esp_sas: Capped<EspSaKeys>,
+}
+
+impl Default for KeyLog {
+    /// An empty log with the default limits: 1024 IKE SAs, 4096 ESP SA directions.
+    fn default() -> Self {
+        Self::with_limits(1024, 4096)
+    }
+}
+
+impl KeyLog {
+    /// An empty log keeping at most `ike_sas` IKE SA and `esp_sas` ESP SA entries.
+    pub fn with_limits(ike_sas: usize, esp_sas: usize) -> Self {
+        KeyLog {
+            ike_sas: Capped::new(ike_sas),
+            esp_sas: Capped::new(esp_sas),
+        }
+    }
 }
 
 fn hex(out: &mut String, bytes: &[u8]) {
@@ -134,20 +216,24 @@ mod tests {
     #[test]
     fn json_contract() {
         let log = KeyLog {
-            ike_sas: vec![IkeSaKeys {
+            ike_sas: [IkeSaKeys {
                 spi_i: 0x0102,
                 spi_r: 0xa0b0_c0d0_e0f0_0001,
                 encr: Algorithm::AesGcm16_256,
                 sk_ei: vec![0xab, 0x01],
                 sk_er: vec![0xff],
-            }],
-            esp_sas: vec![EspSaKeys {
+            }]
+            .into_iter()
+            .collect(),
+            esp_sas: [EspSaKeys {
                 spi: 0xc1,
                 src: "198.18.0.1".parse().unwrap(),
                 dst: "198.18.0.2".parse().unwrap(),
                 encr: Algorithm::ChaCha20Poly1305,
                 key: vec![0x0a],
-            }],
+            }]
+            .into_iter()
+            .collect(),
         };
         assert_eq!(
             log.to_json(),
@@ -158,5 +244,40 @@ mod tests {
             r#"{"ike_sas":[],"esp_sas":[]}"#
         );
         assert!(!format!("{log:?}").contains("ab01") && format!("{log:?}").contains("redacted"));
+    }
+
+    #[test]
+    fn oldest_entries_go_past_the_limit() {
+        let esp = |spi| EspSaKeys {
+            spi,
+            src: "198.18.0.1".parse().unwrap(),
+            dst: "198.18.0.2".parse().unwrap(),
+            encr: Algorithm::AesGcm16_128,
+            key: vec![spi as u8],
+        };
+        let mut log = KeyLog::with_limits(2, 3);
+        for spi in 1..=10 {
+            log.esp_sas.push(esp(spi));
+        }
+        for spi in 1..=5u64 {
+            log.ike_sas.push(IkeSaKeys {
+                spi_i: spi,
+                spi_r: spi,
+                encr: Algorithm::AesGcm16_128,
+                sk_ei: vec![],
+                sk_er: vec![],
+            });
+        }
+        let spis: Vec<u32> = log.esp_sas.iter().map(|k| k.spi).collect();
+        assert_eq!(spis, [8, 9, 10]);
+        let ike: Vec<u64> = log.ike_sas.iter().map(|k| k.spi_i).collect();
+        assert_eq!(ike, [4, 5]);
+        assert!(
+            log.to_json().contains("\"0x0000000a\"") && !log.to_json().contains("\"0x00000007\"")
+        );
+        let mut off = KeyLog::with_limits(0, 0);
+        off.esp_sas.push(esp(1));
+        assert!(off.esp_sas.is_empty());
+        assert_eq!(KeyLog::default().esp_sas.limit, 4096);
     }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crate::auth::Identity;
 use crate::config::Mode;
-use crate::crypto::dh::KeyPair;
+use crate::crypto::dh::{Group, KeyPair};
 use crate::crypto::keys::IkeKeys;
 use crate::crypto::sk::SkKey;
 use crate::event::DownReason;
@@ -76,9 +76,33 @@ pub(crate) struct ChildSa {
     pub superseded: bool,
     /// Our DELETE for it is queued or in flight.
     pub deleting: bool,
+    /// The inbound SPI of the CHILD_SA it rekeys.
+    pub replaces: Option<u32>,
+    /// We initiated the exchange that created it.
+    pub initiated: bool,
+    /// The lowest nonce of the CREATE_CHILD_SA exchange that created it (RFC 7296 section
+    /// 2.8.1); empty for the CHILD_SA of IKE_AUTH, which no rekey collision involves.
+    pub nonce: Vec<u8>,
+    /// A simultaneous rekey of the same CHILD_SA made a better successor: this one goes,
+    /// deleted by its initiator (section 2.8.1).
+    pub redundant: bool,
+    /// The Diffie-Hellman group for its rekey's PFS when the peer asked for another than our
+    /// first (INVALID_KE_PAYLOAD, sections 1.3 and 2.7); `None` = the configured one.
+    pub pfs_group: Option<Group>,
 }
 
 impl ChildSa {
+    /// Why it goes down when taken down for `reason`: a rekeyed or redundant pair says so.
+    pub(crate) fn down_reason(&self, reason: DownReason) -> DownReason {
+        if self.redundant {
+            DownReason::Redundant
+        } else if self.superseded {
+            DownReason::Rekeyed
+        } else {
+            reason
+        }
+    }
+
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         [self.rekey_at, self.expire_at, self.delete_at]
             .into_iter()
@@ -183,6 +207,20 @@ pub(crate) struct IkeSa {
     pub rekeyed: bool,
     /// Our DELETE of the IKE SA is queued or in flight.
     pub deleting: bool,
+    /// Our SPIs of the SAs rekeying this one (two after a simultaneous rekey, section 2.8.2).
+    pub successors: Vec<u64>,
+    /// The CHILD_SAs have moved to the surviving successor.
+    pub settled: bool,
+    /// A simultaneous rekey made a better successor of the same SA; this one goes (section
+    /// 2.8.2).
+    pub redundant: bool,
+    /// Send INITIAL_CONTACT in our IKE_AUTH: no other IKE SA with the peer is up (section
+    /// 3.10.1).
+    pub initial_contact: bool,
+    /// When it was created.
+    pub created: Instant,
+    /// When it became established.
+    pub established_at: Option<Instant>,
 }
 
 impl IkeSa {
@@ -229,6 +267,12 @@ impl IkeSa {
             half_open: false,
             rekeyed: false,
             deleting: false,
+            successors: Vec::new(),
+            settled: false,
+            redundant: false,
+            initial_contact: false,
+            created: now,
+            established_at: None,
         }
     }
 
@@ -256,6 +300,23 @@ impl IkeSa {
 
     /// The lowest nonce of its creating exchange (RFC 7296 section 2.8.1).
     pub(crate) fn lowest_nonce(&self) -> &[u8] {
-        self.ni.as_slice().min(self.nr.as_slice())
+        lowest(&self.ni, &self.nr)
     }
+
+    /// Our own IKE SA rekey is in flight.
+    pub(crate) fn rekeying_ike(&self) -> bool {
+        matches!(
+            self.pending,
+            Some(Pending {
+                task: Task::RekeyIke { .. },
+                ..
+            })
+        )
+    }
+}
+
+/// The lower of an exchange's two nonces: what the collision rules compare (RFC 7296 section
+/// 2.8.1).
+pub(crate) fn lowest<'a>(ni: &'a [u8], nr: &'a [u8]) -> &'a [u8] {
+    ni.min(nr)
 }

@@ -140,7 +140,7 @@ fn tshark_decrypts_every_message_with_our_key_log() {
     assert_eq!(log.ike_sas.len(), 2, "initial and rekeyed IKE SA");
     assert_eq!(log.esp_sas.len(), 4, "two CHILD_SAs, two directions each");
     let sorted = |l: &KeyLog| {
-        let mut e = l.esp_sas.clone();
+        let mut e: Vec<_> = l.esp_sas.iter().cloned().collect();
         e.sort_by_key(|k| k.spi);
         (l.ike_sas.clone(), e)
     };

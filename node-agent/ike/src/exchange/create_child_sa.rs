@@ -18,8 +18,8 @@ use crate::crypto::keys::{child_keys, ike_keys, skeyseed_rekey};
 use crate::crypto::random::{esp_spi, nonzero_u64};
 use crate::engine::{Ctx, Effects};
 use crate::event::{DownReason, Event};
-use crate::proposal::select_ike;
-use crate::sa::{IkeSa, Request, State, Task};
+use crate::proposal::{select_esp, select_ike};
+use crate::sa::{IkeSa, Request, State, Task, lowest};
 use crate::timer::Timer;
 use crate::ts::Selector;
 
@@ -40,12 +40,13 @@ impl Ctx {
         child.rekeying = true;
         let transport = child.mode == Mode::Transport;
         let (ts_i, ts_r) = (child.ts_local.clone(), child.ts_remote.clone());
-        let group = self
-            .config
-            .esp_proposals
-            .first()
-            .and_then(|p| p.groups.first())
-            .copied();
+        let group = child.pfs_group.or_else(|| {
+            self.config
+                .esp_proposals
+                .first()
+                .and_then(|p| p.groups.first())
+                .copied()
+        });
         let dh = group.and_then(|g| KeyPair::generate(g, &mut *self.rng).ok());
         let new_spi = esp_spi(&mut *self.rng);
         let ni = self.nonce();
@@ -130,8 +131,18 @@ impl Ctx {
             .children
             .iter_mut()
             .find(|ch| ch.inbound_spi == old_inbound);
+        let retry_with = match &outcome {
+            Err(NotifyType::InvalidKePayload)
+                if old.as_ref().is_some_and(|o| o.pfs_group.is_none()) =>
+            {
+                self.peer_group(c).filter(|g| Some(*g) != group)
+            }
+            _ => None,
+        };
         match outcome {
             Ok((choice, ti, tr, nr, shared)) => {
+                let nonce = lowest(&ni, &nr).to_vec();
+                let inherited = old.as_ref().and_then(|o| o.pfs_group);
                 if let Some(old) = old {
                     old.rekeying = false;
                     old.superseded = true;
@@ -167,18 +178,103 @@ impl Ctx {
                     tr,
                     Some(old_inbound),
                 );
+                if let Some(new) = sa.children.iter_mut().find(|ch| ch.inbound_spi == new_spi) {
+                    new.nonce = nonce;
+                    new.pfs_group = inherited;
+                }
+                self.settle_child_rekey(sa, now, old_inbound);
             }
-            Err(notify) => {
+            Err(_) if retry_with.is_some() => {
+                // The peer wants another group we also accept: ask again with it at once
+                // (RFC 7296 sections 1.3 and 2.7), once per rekey attempt.
                 if let Some(old) = old {
                     old.rekeying = false;
+                    old.pfs_group = retry_with;
+                }
+                sa.queue.push_front(Request::RekeyChild(old_inbound));
+            }
+            Err(notify) => {
+                let found = old.is_some();
+                if let Some(old) = old {
+                    old.rekeying = false;
+                    old.pfs_group = None;
                     old.rekey_at =
                         Some(now + REKEY_RETRY).filter(|at| old.expire_at.is_none_or(|e| *at < e));
+                }
+                if notify == NotifyType::ChildSaNotFound && found {
+                    // The peer has no such CHILD_SA: forget ours silently (section 2.25).
+                    self.children_deleted(sa, &[old_inbound], DownReason::DeletedByPeer);
                 }
                 self.events.push_back(Event::ChildSaFailed {
                     peer: sa.peer,
                     notify,
                 });
             }
+        }
+    }
+
+    /// The group an INVALID_KE_PAYLOAD answer asks for, if we accept it (RFC 7296 section
+    /// 3.10.1: two octets of Diffie-Hellman group).
+    fn peer_group(&self, c: &Collected<'_>) -> Option<Group> {
+        let data = c.notify(NotifyType::InvalidKePayload)?.data;
+        let id = u16::from_be_bytes(<[u8; 2]>::try_from(data).ok()?);
+        let g = Group::from_id(id.into())?;
+        self.config
+            .esp_proposals
+            .iter()
+            .any(|p| p.groups.contains(&g))
+            .then_some(g)
+    }
+
+    /// The group we would take from the peer's offered proposals, in our order of preference:
+    /// what INVALID_KE_PAYLOAD asks for (RFC 7296 section 1.3).
+    fn our_group_for(&self, c: &Collected<'_>) -> Option<Group> {
+        let props = c.sa?;
+        self.config
+            .esp_proposals
+            .iter()
+            .flat_map(|p| p.groups.iter().copied())
+            .find(|g| select_esp(&self.config.esp_proposals, props.iter(), Some(*g)).is_some())
+    }
+
+    /// Resolves a simultaneous rekey of the CHILD_SA `old` (RFC 7296 section 2.8.1): of two
+    /// successors, the one whose exchange had the lowest of the four nonces is redundant and
+    /// its initiator deletes it; the old pair is deleted once, by the initiator of the
+    /// survivor, after the make-before-break overlap. Both sides compare the same nonces, so
+    /// they keep the same pair. Nothing to do without a collision.
+    fn settle_child_rekey(&mut self, sa: &mut IkeSa, now: Instant, old: u32) {
+        let successor = |c: &crate::sa::ChildSa| c.replaces == Some(old) && !c.redundant;
+        if sa.children.iter().filter(|c| successor(c)).count() < 2 {
+            return;
+        }
+        let Some((keep, we_made_it)) = sa
+            .children
+            .iter()
+            .filter(|c| successor(c))
+            .max_by(|a, b| a.nonce.cmp(&b.nonce))
+            .map(|c| (c.inbound_spi, c.initiated))
+        else {
+            return;
+        };
+        let mut delete = Vec::new();
+        for c in sa
+            .children
+            .iter_mut()
+            .filter(|c| successor(c) && c.inbound_spi != keep)
+        {
+            c.redundant = true;
+            c.rekey_at = None;
+            if c.initiated {
+                c.deleting = true;
+                delete.push(c.inbound_spi);
+            }
+        }
+        let overlap = self.config.rekey_overlap;
+        if let Some(o) = sa.children.iter_mut().find(|c| c.inbound_spi == old) {
+            o.delete_at = we_made_it.then(|| o.delete_at.unwrap_or(now + overlap));
+        }
+        if !delete.is_empty() {
+            sa.queue.push_back(Request::DeleteChild(delete));
         }
     }
 
@@ -214,8 +310,8 @@ impl Ctx {
         );
     }
 
-    /// The answer to our IKE SA rekey: the successor takes the CHILD_SAs, the old SA is
-    /// deleted.
+    /// The answer to our IKE SA rekey: the successor is made; the engine then moves the
+    /// CHILD_SAs to it and deletes the old SA (or resolves a collision, section 2.8.2).
     pub(crate) fn rekey_ike_response(
         &mut self,
         sa: &mut IkeSa,
@@ -244,7 +340,6 @@ impl Ctx {
             return Effects::default();
         };
         let new = self.successor(sa, now, true, new_spi, spi_r, ni, nr, choice, &shared);
-        self.queue_delete_ike(sa, DownReason::Rekeyed);
         Effects {
             new_sa: Some(new),
             ..Default::default()
@@ -252,7 +347,8 @@ impl Ctx {
     }
 
     /// The IKE SA that replaces `old` after a rekey (RFC 7296 section 2.18): keys from the old
-    /// SK_d, fresh message IDs, the CHILD_SAs moved over. Reports it up.
+    /// SK_d, fresh message IDs. Reports it up; the engine moves the CHILD_SAs over once no
+    /// rekey of ours is in flight (section 2.8.2).
     #[allow(clippy::too_many_arguments)]
     fn successor(
         &mut self,
@@ -286,7 +382,7 @@ impl Ctx {
             new.nr = nr;
             install_ike_keys(self, &mut new, choice, keys);
         }
-        new.children = core::mem::take(&mut old.children);
+        old.successors.push(new.local_spi());
         old.rekeyed = true;
         old.timers.set(Timer::IkeRekey, None);
         old.timers.set(Timer::Dpd, None);
@@ -345,43 +441,41 @@ impl Ctx {
         if is_ike {
             return self.rekey_ike_request(sa, now, message_id, c, ni);
         }
+        // A rekey of a CHILD_SA we are deleting, or do not have (section 2.25.1). A superseded
+        // one is still ours: its rekey crossed ours (section 2.8.1).
         let replaces = match c.notify(NotifyType::RekeySa) {
             Some(n) => {
                 let spi = <[u8; 4]>::try_from(n.spi).ok().map(u32::from_be_bytes);
-                match sa
-                    .children
-                    .iter()
-                    .find(|ch| Some(ch.outbound_spi) == spi && !ch.superseded)
-                {
+                match sa.children.iter().find(|ch| Some(ch.outbound_spi) == spi) {
+                    Some(ch) if ch.deleting || ch.redundant => {
+                        return answer_error(self, sa, NotifyType::TemporaryFailure, &[]);
+                    }
                     Some(ch) => Some(ch.inbound_spi),
                     None => return answer_error(self, sa, NotifyType::ChildSaNotFound, &[]),
                 }
             }
             None => None,
         };
-        let ke_group = match c.ke {
-            Some(ke) => match Group::from_id(ke.group) {
-                Some(g) => Some(g),
-                None => {
-                    let want = self
-                        .config
-                        .esp_proposals
-                        .first()
-                        .and_then(|p| p.groups.first())
-                        .map_or(0u16, |g| g.id().into());
-                    return answer_error(
-                        self,
-                        sa,
-                        NotifyType::InvalidKePayload,
-                        &want.to_be_bytes(),
-                    );
-                }
-            },
-            None => None,
+        let ke_group = c.ke.map(|ke| Group::from_id(ke.group));
+        let agreed = if ke_group == Some(None) {
+            // A KE of a group we lack: no proposal can match it.
+            Err(NotifyType::NoProposalChosen)
+        } else {
+            self.agree_child(c, ke_group.flatten())
         };
-        let agreed = match self.agree_child(c, ke_group) {
-            Ok(a) => a,
-            Err(e) => {
+        let ke_group = ke_group.flatten();
+        let other_group =
+            c.ke.and_then(|_| self.our_group_for(c))
+                .filter(|g| Some(*g) != ke_group);
+        let agreed = match (agreed, other_group) {
+            (Ok(a), _) => a,
+            (Err(NotifyType::NoProposalChosen), Some(g)) => {
+                // A proposal fits with another group: ask for its KE (section 1.3).
+                let want: u16 = g.id().into();
+                self.counters.invalid_ke_sent += 1;
+                return answer_error(self, sa, NotifyType::InvalidKePayload, &want.to_be_bytes());
+            }
+            (Err(e), _) => {
                 self.events.push_back(Event::ChildSaFailed {
                     peer: sa.peer,
                     notify: e,
@@ -459,6 +553,12 @@ impl Ctx {
                 agreed.ts_i,
                 replaces,
             );
+            if let Some(new) = sa.children.iter_mut().find(|ch| ch.inbound_spi == our_spi) {
+                new.nonce = lowest(&ni, &nr).to_vec();
+            }
+            if let Some(old) = replaces {
+                self.settle_child_rekey(sa, now, old);
+            }
         }
         Effects::default()
     }

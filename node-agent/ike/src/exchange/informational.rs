@@ -69,7 +69,9 @@ impl Ctx {
     ) -> Effects {
         if c.deletes.iter().any(|d| d.protocol_id == ProtocolId::Ike) {
             self.respond(sa, ExchangeType::Informational, message_id, &[]);
-            let reason = if sa.rekeyed {
+            let reason = if sa.redundant {
+                DownReason::Redundant
+            } else if sa.rekeyed {
                 DownReason::Rekeyed
             } else {
                 DownReason::DeletedByPeer

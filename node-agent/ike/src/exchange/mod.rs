@@ -247,6 +247,14 @@ impl Ctx {
     ) {
         let message_id = sa.next_request;
         let header = Self::header(sa, exchange, false, message_id);
+        // INITIAL_CONTACT rides on our first IKE_AUTH to a peer (section 3.10.1).
+        let with_contact;
+        let inner = if matches!(task, Task::Auth) && sa.initial_contact {
+            with_contact = [inner, &[notify(NotifyType::InitialContact, &[])]].concat();
+            &with_contact[..]
+        } else {
+            inner
+        };
         let Some(bytes) = sa.tx.as_mut().and_then(|tx| tx.seal(&header, inner)) else {
             return;
         };
@@ -467,7 +475,11 @@ impl Ctx {
         let message_id = repr.message_id;
         let effects = match exchange {
             ExchangeType::IkeAuth => {
-                self.auth_request(sa, now, local, remote, encap, message_id, &c)?
+                let mut effects =
+                    self.auth_request(sa, now, local, remote, encap, message_id, &c)?;
+                effects.initial_contact =
+                    effects.established && c.notify(NotifyType::InitialContact).is_some();
+                effects
             }
             ExchangeType::CreateChildSa => {
                 self.heard(sa, now, local, remote, encap);
@@ -523,11 +535,7 @@ impl Ctx {
                 peer: sa.peer,
                 inbound_spi: c.inbound_spi,
                 outbound_spi: c.outbound_spi,
-                reason: if c.superseded {
-                    DownReason::Rekeyed
-                } else {
-                    reason
-                },
+                reason: c.down_reason(reason),
             });
         }
         self.events.push_back(Event::IkeSaDown {
@@ -626,7 +634,7 @@ impl Ctx {
                 }
             }
         }
-        if !sa.deleting {
+        if !sa.deleting && !sa.rekeyed {
             sa.queue.extend(requests);
         }
         Effects::default()
@@ -740,6 +748,11 @@ impl Ctx {
             rekeying: false,
             superseded: false,
             deleting: false,
+            replaces,
+            initiated: exchange_initiator,
+            nonce: Vec::new(),
+            redundant: false,
+            pfs_group: None,
         });
         self.counters.child_sas_established += 1;
         self.events.push_back(Event::ChildSaUp(Box::new(ChildSaUp {
@@ -779,11 +792,7 @@ impl Ctx {
                 peer,
                 inbound_spi: c.inbound_spi,
                 outbound_spi: c.outbound_spi,
-                reason: if c.superseded {
-                    DownReason::Rekeyed
-                } else {
-                    reason
-                },
+                reason: c.down_reason(reason),
             });
             false
         });
