@@ -13,8 +13,8 @@
 
 use dmvpn_esp::Algorithm;
 use dmvpn_wire::ikev2::{
-    Encrypted, EncryptedFragment, ExchangeType, Flags, HEADER_LEN, Packet, Payload, PayloadBody, PayloadType,
-    Payloads, Repr,
+    Encrypted, EncryptedFragment, ExchangeType, Flags, HEADER_LEN, Packet, Payload, PayloadBody,
+    PayloadType, Payloads, Repr,
 };
 use ring::aead;
 

@@ -8,8 +8,7 @@ use std::time::Instant;
 use dmvpn_wire::Seq;
 use dmvpn_wire::ikev2::{
     CertEncoding, Certificate, ExchangeType, Flags, KeyExchange, Nonce, NotifyType, Payload,
-    PayloadBody, ProtocolId, Repr,
-    Transform, TransformId,
+    PayloadBody, ProtocolId, Repr, Transform, TransformId,
 };
 use dmvpn_wire::udp_encap::{IKE_PORT, NAT_T_PORT, NON_ESP_MARKER};
 

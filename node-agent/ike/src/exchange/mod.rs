@@ -229,11 +229,15 @@ impl Ctx {
         payloads.emit(&mut plain).ok()?;
         // Past the limits (or a datagram size too small), the whole message goes and IP
         // fragments it (RFC 7383 section 2.5.2 leaves no better choice).
-        let Some(fragments) = framing
-            .max_chunk_len(max)
+        let Some(fragments) = framing.max_chunk_len(max).ok().and_then(|chunk| {
+            split(
+                payloads.first_type(),
+                &plain,
+                chunk,
+                FragmentLimits::default(),
+            )
             .ok()
-            .and_then(|chunk| split(payloads.first_type(), &plain, chunk, FragmentLimits::default()).ok())
-        else {
+        }) else {
             return Some(vec![whole]);
         };
         let sealed = fragments
