@@ -64,6 +64,18 @@ impl Header {
     }
 }
 
+/// A decrypted SK or SKF payload (see [`SkKey::open_any`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    /// The payload's Next Payload field: the first inner payload (`None` in SKF fragments
+    /// after the first).
+    pub first_inner: PayloadType,
+    /// The fragment number and total of an SKF payload (RFC 7383 section 2.5).
+    pub fragment: Option<(u16, u16)>,
+    /// The inner payloads, or this fragment's part of them.
+    pub plain: Vec<u8>,
+}
+
 /// One direction's SK key: the AEAD key, its salt and the IV counter.
 pub struct SkKey {
     algorithm: Algorithm,
@@ -193,8 +205,12 @@ impl SkKey {
     /// [`CryptoError::Icv`] when the ICV does not verify.
     pub fn open(&self, message: &[u8]) -> Result<(PayloadType, Vec<u8>), CryptoError> {
         match self.open_any(message)? {
-            (first, None, plain) => Ok((first, plain)),
-            (_, Some(_), _) => Err(CryptoError::Malformed),
+            Opened {
+                first_inner,
+                fragment: None,
+                plain,
+            } => Ok((first_inner, plain)),
+            Opened { .. } => Err(CryptoError::Malformed),
         }
     }
 
@@ -204,10 +220,7 @@ impl SkKey {
     ///
     /// # Errors
     /// As [`SkKey::open`].
-    pub fn open_any(
-        &self,
-        message: &[u8],
-    ) -> Result<(PayloadType, Option<(u16, u16)>, Vec<u8>), CryptoError> {
+    pub fn open_any(&self, message: &[u8]) -> Result<Opened, CryptoError> {
         let packet = Packet::new_checked(message).map_err(|_| CryptoError::Malformed)?;
         let len = packet.length() as usize;
         let repr = Repr::parse(&packet).map_err(|_| CryptoError::Malformed)?;
@@ -240,7 +253,11 @@ impl SkKey {
             .checked_sub(usize::from(pad))
             .ok_or(CryptoError::Malformed)?;
         in_out.truncate(keep);
-        Ok((first, numbers, in_out))
+        Ok(Opened {
+            first_inner: first,
+            fragment: numbers,
+            plain: in_out,
+        })
     }
 }
 
@@ -303,7 +320,11 @@ mod tests {
         assert_eq!(msg[16], 53);
         assert_eq!(
             rx.open_any(&msg).unwrap(),
-            (PayloadType::IdI, Some((1, 3)), b"chunk one".to_vec())
+            Opened {
+                first_inner: PayloadType::IdI,
+                fragment: Some((1, 3)),
+                plain: b"chunk one".to_vec()
+            }
         );
         assert_eq!(rx.open(&msg).unwrap_err(), CryptoError::Malformed);
         // The fragment numbers are authenticated (AAD).
@@ -315,7 +336,11 @@ mod tests {
             .unwrap();
         assert_eq!(
             rx.open_any(&later).unwrap(),
-            (PayloadType::None, Some((3, 3)), Vec::new())
+            Opened {
+                first_inner: PayloadType::None,
+                fragment: Some((3, 3)),
+                plain: Vec::new()
+            }
         );
     }
 

@@ -173,7 +173,7 @@ impl Ctx {
         let certificate = match authenticator.verify(&check, auth.method, auth.data) {
             Ok(certificate) => certificate.map(Arc::new),
             Err(e) => {
-                self.counters.drop(e.drop_reason());
+                self.refused(sa, e.drop_reason());
                 self.respond(
                     sa,
                     ExchangeType::IkeAuth,
@@ -356,7 +356,7 @@ impl Ctx {
         let certificate = match verified {
             Ok(certificate) => certificate.map(Arc::new),
             Err(e) => {
-                self.counters.drop(e.drop_reason());
+                self.refused(sa, e.drop_reason());
                 // The responder thinks the SA is up: tell it (RFC 7296 section 2.21.2), once,
                 // as we forget the SA now.
                 self.request(

@@ -201,6 +201,16 @@ impl Ctx {
         n
     }
 
+    /// Counts a refusal of the SA's peer that is not a dropped datagram's (an AUTH refused, a
+    /// reassembly expired) and reports it like one.
+    pub(crate) fn refused(&mut self, sa: &IkeSa, reason: DropReason) {
+        self.counters.drop(reason);
+        self.events.push_back(Event::Dropped {
+            from: sa.remote,
+            reason,
+        });
+    }
+
     /// Queues every message of `messages` (one, or the fragments of one) for the SA's peer.
     pub(crate) fn transmit_all(&mut self, sa: &IkeSa, messages: &[Vec<u8>]) {
         for m in messages {
@@ -260,10 +270,14 @@ impl Ctx {
         msg: &[u8],
     ) -> Result<Option<(PayloadType, Vec<u8>)>, DropReason> {
         let rx = sa.rx.as_ref().ok_or(DropReason::UnexpectedExchange)?;
-        let (first, numbers, plain) = rx
+        let crate::crypto::sk::Opened {
+            first_inner: first,
+            fragment,
+            plain,
+        } = rx
             .open_any(msg)
             .map_err(|_| DropReason::IntegrityCheckFailed)?;
-        let Some((number, total)) = numbers else {
+        let Some((number, total)) = fragment else {
             return Ok(Some((first, plain)));
         };
         if !sa.fragmentation {
@@ -560,10 +574,10 @@ impl Ctx {
         {
             // A retransmitted request: authenticate it, then replay our response; for a
             // fragmented request, once, on its first fragment (RFC 7383 section 2.6.1).
-            let (_, numbers, _) = rx
+            let opened = rx
                 .open_any(msg)
                 .map_err(|_| DropReason::IntegrityCheckFailed)?;
-            if numbers.is_some_and(|(number, _)| number != 1) {
+            if opened.fragment.is_some_and(|(number, _)| number != 1) {
                 return Ok(Effects::default());
             }
             let response = response.clone();
@@ -736,7 +750,7 @@ impl Ctx {
                     let before = sa.incoming.len();
                     sa.incoming.retain(|i| i.expires > now);
                     for _ in sa.incoming.len()..before {
-                        self.counters.drop(DropReason::ReassemblyExpired);
+                        self.refused(sa, DropReason::ReassemblyExpired);
                     }
                     sa.timers.set(
                         Timer::Reassembly,
