@@ -1,5 +1,6 @@
-//! The IKEv2 engine under hostile input: a hub and a spoke (fresh, or already established)
-//! fed an `Arbitrary` sequence of operations (datagrams they really exchange, delivered,
+//! The IKEv2 engine under hostile input: a hub and a spoke (fresh, or already established;
+//! with PSK or with certificates, RFC 7427; optionally in 576-byte datagrams, so that
+//! IKE_AUTH with certificates and larger messages go as RFC 7383 fragments) fed an `Arbitrary` sequence of operations (datagrams they really exchange, delivered,
 //! duplicated or mutated; raw bytes on port 500 or 4500; time passing; commands) must never
 //! panic, and after every step:
 //! - every datagram an engine sends is a NAT keepalive or an IKE message that `dmvpn-wire`
@@ -12,8 +13,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
-use dmvpn_ike::testing::{HUB, SPOKE, established_pair, pair};
-use dmvpn_ike::{Engine, Event, Transmit};
+use dmvpn_ike::testing::{HUB, SPOKE, certificate_config, config, establish, pair_with};
+use dmvpn_ike::{Config, Engine, Event, Transmit, WallClock};
 use dmvpn_wire::ikev2::{Packet, Repr};
 use dmvpn_wire::udp_encap::Datagram;
 
@@ -25,7 +26,41 @@ const IN_FLIGHT: usize = 32;
 #[derive(Debug, Arbitrary)]
 struct Setup {
     seed: u64,
-    established: bool,
+    /// Bit 0: established first; bit 1: certificates instead of PSK; bit 2: 576-byte maximum
+    /// datagrams (fragmentation).
+    start: u8,
+}
+
+/// The fixed test CA and end entities of dmvpn-ike (node-agent/ike/tests/data/README.md,
+/// made by openssl): spoke1-p256 names 198.18.0.1 (our hub), spoke2-ed25519 198.18.0.2.
+const CA: &[u8] = include_bytes!("../../ike/tests/data/ca.pem");
+const HUB_CERT: &[u8] = include_bytes!("../../ike/tests/data/spoke1-p256.pem");
+const HUB_KEY: &[u8] = include_bytes!("../../ike/tests/data/spoke1-p256.key");
+const SPOKE_CERT: &[u8] = include_bytes!("../../ike/tests/data/spoke2-ed25519.pem");
+const SPOKE_KEY: &[u8] = include_bytes!("../../ike/tests/data/spoke2-ed25519.key");
+
+/// 2030-01-01T00:00:00Z, inside the validity of the fixed certificates (2026 to 2046).
+const WALL_CLOCK_SECS: u64 = 1_893_456_000;
+
+fn configs(start: u8, now: Instant) -> (Config, Config) {
+    let (mut hub, mut spoke) = if start & 2 != 0 {
+        let clock = WallClock {
+            instant: now,
+            system: std::time::UNIX_EPOCH + Duration::from_secs(WALL_CLOCK_SECS),
+        };
+        (
+            certificate_config(HUB, HUB_CERT, HUB_KEY, CA, clock).expect("fixed hub credentials"),
+            certificate_config(SPOKE, SPOKE_CERT, SPOKE_KEY, CA, clock)
+                .expect("fixed spoke credentials"),
+        )
+    } else {
+        (config(HUB, b"fuzz"), config(SPOKE, b"fuzz"))
+    };
+    if start & 4 != 0 {
+        hub.max_datagram = Some(576);
+        spoke.max_datagram = Some(576);
+    }
+    (hub, spoke)
 }
 
 #[derive(Debug, Arbitrary)]
@@ -122,10 +157,12 @@ pub fn check(data: &[u8]) {
         return;
     };
     let now = Instant::now();
-    let (hub, spoke) = if setup.established {
-        established_pair(setup.seed, now)
+    let (hub, spoke) = configs(setup.start, now);
+    let engines = pair_with(setup.seed, now, hub, spoke);
+    let (hub, spoke) = if setup.start & 1 != 0 {
+        establish(engines, now)
     } else {
-        pair(setup.seed, now)
+        engines
     };
     let mut net = Net {
         hub,

@@ -238,6 +238,12 @@ pub struct PeerIdentity {
 }
 
 impl PeerIdentity {
+    /// Reads the identity of a DER certificate, without validating it (for our own
+    /// certificate, which we trust).
+    pub(crate) fn read(der: &[u8]) -> Result<Self, CertError> {
+        Self::from_certificate(&parse(der)?)
+    }
+
     /// Reads the identity from a certificate, without validating it.
     fn from_certificate(cert: &X509Certificate<'_>) -> Result<Self, CertError> {
         let mut identity = PeerIdentity {
@@ -435,5 +441,15 @@ impl Credentials {
     /// Our certificates (DER), end entity first.
     pub fn chain(&self) -> &[Vec<u8>] {
         &self.chain
+    }
+
+    /// The DER encoding of our end-entity certificate's subject Name: the data of our
+    /// `ID_DER_ASN1_DN` (RFC 4945 section 3.1.5).
+    ///
+    /// # Errors
+    /// [`CertError::Malformed`] if the certificate does not parse.
+    pub fn subject_der(&self) -> Result<Vec<u8>, CertError> {
+        let leaf = self.chain.first().ok_or(CertError::Pem)?;
+        Ok(parse(leaf)?.subject().as_raw().to_vec())
     }
 }

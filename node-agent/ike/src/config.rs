@@ -5,7 +5,7 @@ use core::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::{Authenticator, Identity};
+use crate::auth::{AuthError, Authenticator, Identity};
 use crate::proposal::{EspProposal, IkeProposal, ProposalError};
 use crate::ts::{PROTOCOL_GRE, Selector};
 
@@ -58,6 +58,13 @@ pub enum ConfigError {
     /// A zero retransmission timeout or try count.
     #[error("retransmission needs a timeout above zero and at least one try")]
     Retransmission,
+    /// Our certificate does not vouch for our identity (RFC 4945 section 3.1): with
+    /// certificates, the default identity (our address) must be an iPAddress subjectAltName.
+    #[error("our certificate does not name our identity: {0}")]
+    Identity(AuthError),
+    /// A maximum datagram size too small for an IKE fragment (RFC 7383 section 2.5.1).
+    #[error("the maximum datagram size leaves no room for an IKE fragment: use at least 576")]
+    MaxDatagram,
 }
 
 /// The configuration of an [`crate::Engine`].
@@ -113,6 +120,14 @@ pub struct Config {
     pub key_log_ike_sas: usize,
     /// The most ESP SA entries (one per direction) the key log keeps; the oldest go first.
     pub key_log_esp_sas: usize,
+    /// The largest IP datagram (IP and UDP headers included) an encrypted message may fill
+    /// before it is sent as SKF fragments, when both sides announced
+    /// IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 section 2.5.1); `None` = the RFC's 576 bytes
+    /// for IPv4 and 1280 for IPv6.
+    pub max_datagram: Option<usize>,
+    /// How long the fragments of an incomplete message are kept (RFC 7383 section 2.6
+    /// leaves it to the implementation).
+    pub fragment_timeout: Duration,
 }
 
 impl Config {
@@ -166,6 +181,8 @@ impl Config {
             key_log: false,
             key_log_ike_sas: 1024,
             key_log_esp_sas: 4096,
+            max_datagram: None,
+            fragment_timeout: Duration::from_secs(30),
         }
     }
 
@@ -183,6 +200,15 @@ impl Config {
             .map(|s| EspProposal::parse(s))
             .collect::<Result<_, _>>()?;
         Ok(self)
+    }
+
+    /// The maximum datagram size in effect (see [`Config::max_datagram`]).
+    pub fn max_datagram_len(&self) -> usize {
+        self.max_datagram.unwrap_or(if self.local_addr.is_ipv6() {
+            crate::fragment::DEFAULT_MAX_DATAGRAM_V6
+        } else {
+            crate::fragment::DEFAULT_MAX_DATAGRAM_V4
+        })
     }
 
     /// Our identity.
@@ -211,6 +237,15 @@ impl Config {
         if self.retransmit_timeout.is_zero() || self.retransmit_tries == 0 {
             return Err(ConfigError::Retransmission);
         }
-        Ok(())
+        if self.max_datagram.is_some_and(|m| {
+            crate::fragment::SkfFraming::for_aead(self.local_addr.is_ipv6(), true)
+                .max_chunk_len(m)
+                .is_err()
+        }) {
+            return Err(ConfigError::MaxDatagram);
+        }
+        self.authenticator
+            .check_own_identity(&self.own_identity())
+            .map_err(ConfigError::Identity)
     }
 }

@@ -50,6 +50,12 @@ pub struct Counters {
     pub keepalives_sent: u64,
     /// NAT keepalives received.
     pub keepalives_received: u64,
+    /// SKF fragments sent, first transmissions (RFC 7383).
+    pub fragments_sent: u64,
+    /// SKF fragments received that passed their ICV.
+    pub fragments_received: u64,
+    /// Fragmented messages reassembled whole.
+    pub messages_reassembled: u64,
     /// IKE SAs established (initial and rekeyed).
     pub ike_sas_established: u64,
     /// CHILD_SAs established (initial and rekeyed).

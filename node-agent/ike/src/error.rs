@@ -39,11 +39,23 @@ pub enum DropReason {
     HalfOpenLimit,
     /// An IKE_SA_INIT request that repeats a known SPI with different bytes.
     DuplicateInit,
+    /// The peer's certificate chain failed validation against our CAs (expired, unknown
+    /// issuer, bad signature, key usage; RFC 5280 section 6), or signature authentication
+    /// came without a certificate (RFC 7296 section 3.6).
+    CertificateRefused,
+    /// The peer's IKE ID is not vouched for by its certificate (RFC 4945 section 3.1).
+    IdentityNotCertified,
+    /// An SKF fragment that is not acceptable: fragmentation not negotiated, numbers the
+    /// reassembly refuses, or a message past its limits (RFC 7383 sections 2.5, 2.6).
+    FragmentRefused,
+    /// An incomplete fragmented message whose reassembly timed out (RFC 7383 section 2.6);
+    /// counted once per message.
+    ReassemblyExpired,
 }
 
 impl DropReason {
     /// Every reason, in label order.
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::Malformed,
         DropReason::UnsupportedVersion,
         DropReason::NotIke,
@@ -61,6 +73,10 @@ impl DropReason {
         DropReason::InvalidCookie,
         DropReason::HalfOpenLimit,
         DropReason::DuplicateInit,
+        DropReason::CertificateRefused,
+        DropReason::IdentityNotCertified,
+        DropReason::FragmentRefused,
+        DropReason::ReassemblyExpired,
     ];
 
     /// The metric label.
@@ -83,6 +99,10 @@ impl DropReason {
             DropReason::InvalidCookie => "invalid_cookie",
             DropReason::HalfOpenLimit => "half_open_limit",
             DropReason::DuplicateInit => "duplicate_init",
+            DropReason::CertificateRefused => "certificate_refused",
+            DropReason::IdentityNotCertified => "identity_not_certified",
+            DropReason::FragmentRefused => "fragment_refused",
+            DropReason::ReassemblyExpired => "reassembly_expired",
         }
     }
 

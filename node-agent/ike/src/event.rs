@@ -6,7 +6,7 @@ use core::net::{IpAddr, SocketAddr};
 use dmvpn_esp::{Algorithm, KeyMaterial, SequenceNumbers};
 use dmvpn_wire::ikev2::NotifyType;
 
-use crate::auth::Identity;
+use crate::auth::AuthenticatedPeer;
 use crate::config::Mode;
 use crate::error::DropReason;
 use crate::ts::Selector;
@@ -100,8 +100,10 @@ pub enum Event {
         spi_r: u64,
         /// Whether we are its original initiator.
         initiator: bool,
-        /// The peer's authenticated IKE identity: what NHRP checks a registration against.
-        identity: Identity,
+        /// The peer's authenticated identity (IKE ID and, with certificates, the subject and
+        /// subjectAltNames): what NHRP checks a registration against
+        /// ([`AuthenticatedPeer::owns_address`]).
+        identity: AuthenticatedPeer,
         /// Our outer address and port.
         local: SocketAddr,
         /// The peer's outer address and port.

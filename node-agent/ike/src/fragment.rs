@@ -51,6 +51,34 @@ pub struct SkfFraming {
 }
 
 impl SkfFraming {
+    /// The framing of the engine's SK ciphers (AES-GCM-16 and ChaCha20-Poly1305: 8-byte IV,
+    /// 16-byte ICV, no alignment; RFC 5282 section 3, RFC 7634 section 2).
+    pub fn for_aead(ipv6: bool, non_esp_marker: bool) -> Self {
+        SkfFraming {
+            ipv6,
+            non_esp_marker,
+            iv_len: crate::crypto::sk::IV_LEN,
+            icv_len: crate::crypto::sk::ICV_LEN,
+            block_len: 1,
+        }
+    }
+
+    /// The size of the IP datagram that carries an IKE message of `message_len` bytes with
+    /// this framing: IP and UDP headers, the non-ESP marker if any, and the message.
+    pub fn datagram_len(&self, message_len: usize) -> usize {
+        let ip = if self.ipv6 {
+            IPV6_HEADER_LEN
+        } else {
+            IPV4_HEADER_LEN
+        };
+        let marker = if self.non_esp_marker {
+            NON_ESP_MARKER_LEN
+        } else {
+            0
+        };
+        ip + UDP_HEADER_LEN + marker + message_len
+    }
+
     /// The largest plaintext chunk that fits an SKF message in a datagram of
     /// `max_datagram` bytes (IP header included, RFC 7383 section 2.5.1), leaving room for
     /// the pad length octet and the padding to `block_len` (RFC 7296 section 3.14).

@@ -4,7 +4,8 @@
 //! - [`crypto`]: PRFs, prf+, SKEYSEED and keys (sections 2.13 to 2.18), Diffie-Hellman, the
 //!   SK payload AEAD (RFC 5282, RFC 7634), injected randomness.
 //! - [`proposal`]: strongSwan-style proposals, weak algorithms refused, responder selection.
-//! - [`auth`]: identities and the [`auth::Authenticator`] trait, PSK (section 2.15).
+//! - [`auth`]: identities and the [`auth::Authenticator`] trait, PSK (section 2.15) and
+//!   certificate signatures (RFC 7427).
 //! - [`nat`], [`cookie`], [`ts`]: NAT detection (2.23), cookies (2.6), selectors (2.9).
 //! - [`Engine`]: every IKE SA of a node; the exchanges are in `exchange/`.
 //! - [`signature`], [`cert`]: digital-signature authentication (RFC 7427, RFC 8420) and X.509
@@ -35,7 +36,8 @@ mod timer;
 pub mod ts;
 
 pub use auth::psk::{Psk, PskAuthenticator};
-pub use auth::{Authenticator, Identity};
+pub use auth::signature::{SignatureAuthenticator, WallClock};
+pub use auth::{AuthenticatedPeer, Authenticator, Identity};
 pub use config::{Config, ConfigError, Lifetimes, Mode, UdpEncap};
 pub use counters::Counters;
 #[cfg(feature = "deterministic")]

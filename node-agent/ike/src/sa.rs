@@ -5,12 +5,13 @@ use core::net::{IpAddr, SocketAddr};
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use crate::auth::Identity;
+use crate::auth::AuthenticatedPeer;
 use crate::config::Mode;
 use crate::crypto::dh::{Group, KeyPair};
 use crate::crypto::keys::IkeKeys;
 use crate::crypto::sk::SkKey;
 use crate::event::DownReason;
+use crate::fragment::Reassembly;
 use crate::nat::NatState;
 use crate::proposal::IkeChoice;
 use crate::timer::TimerTable;
@@ -154,11 +155,24 @@ pub(crate) enum Task {
 #[derive(Debug)]
 pub(crate) struct Pending {
     pub message_id: u32,
-    /// The IKE message, without the non-ESP marker.
-    pub bytes: Vec<u8>,
+    /// The IKE message, or its SKF fragments (RFC 7383), without the non-ESP marker: all of
+    /// them are sent again on retransmission.
+    pub messages: Vec<Vec<u8>>,
     /// Transmissions so far.
     pub sent: u32,
     pub task: Task,
+}
+
+/// The fragments received so far of one message (RFC 7383 section 2.6).
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    /// Its message ID.
+    pub message_id: u32,
+    /// A response to our request (otherwise a request of the peer).
+    pub response: bool,
+    pub fragments: Reassembly,
+    /// When it is dropped if still incomplete.
+    pub expires: Instant,
 }
 
 /// One IKE SA.
@@ -187,13 +201,19 @@ pub(crate) struct IkeSa {
     /// IKE on UDP 4500 with the non-ESP marker.
     pub encap: bool,
     pub nat: NatState,
-    pub peer_id: Option<Identity>,
+    /// The peer as it authenticated in IKE_AUTH.
+    pub peer_id: Option<AuthenticatedPeer>,
     /// The message ID of our next request.
     pub next_request: u32,
     /// The message ID of the peer's next request.
     pub expect_request: u32,
-    /// Our last response: its message ID and bytes, replayed for a retransmitted request.
-    pub last_response: Option<(u32, Vec<u8>)>,
+    /// Our last response: its message ID and message (or fragments), replayed for a
+    /// retransmitted request.
+    pub last_response: Option<(u32, Vec<Vec<u8>>)>,
+    /// Both sides announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 section 2.3).
+    pub fragmentation: bool,
+    /// Fragmented messages being reassembled: at most one request and one response.
+    pub incoming: Vec<Incoming>,
     pub pending: Option<Pending>,
     pub queue: VecDeque<Request>,
     pub children: Vec<ChildSa>,
@@ -258,6 +278,8 @@ impl IkeSa {
             next_request: 0,
             expect_request: 0,
             last_response: None,
+            fragmentation: false,
+            incoming: Vec::new(),
             pending: None,
             queue: VecDeque::new(),
             children: Vec::new(),

@@ -19,22 +19,25 @@ pub(crate) enum Timer {
     IkeExpire,
     /// A half-open SA (responder, IKE_AUTH awaited) gives up.
     HalfOpen,
+    /// An incomplete fragmented message is dropped (RFC 7383 section 2.6).
+    Reassembly,
 }
 
 impl Timer {
-    const ALL: [Timer; 6] = [
+    const ALL: [Timer; 7] = [
         Timer::Retransmit,
         Timer::Dpd,
         Timer::Keepalive,
         Timer::IkeRekey,
         Timer::IkeExpire,
         Timer::HalfOpen,
+        Timer::Reassembly,
     ];
 }
 
 /// The deadline of every [`Timer`]; `None` = stopped.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct TimerTable([Option<Instant>; 6]);
+pub(crate) struct TimerTable([Option<Instant>; Timer::ALL.len()]);
 
 impl TimerTable {
     /// Arms `timer` at `at`, or stops it with `None`.

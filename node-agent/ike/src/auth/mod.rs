@@ -2,18 +2,24 @@
 //! each side signs, and the [`Authenticator`] trait through which a method computes and
 //! checks the AUTH payload.
 //!
-//! [`psk::PskAuthenticator`] implements the shared-key MIC. Digital signatures (RFC 7427) plug
-//! in as another implementation of the same trait (in `signature.rs` / `cert.rs`): it gets the
-//! same [`AuthContext`] and returns its own method and data.
+//! [`psk::PskAuthenticator`] implements the shared-key MIC, [`signature::SignatureAuthenticator`]
+//! digital signatures with X.509 certificates (RFC 7427, RFC 4945). Both get the same
+//! [`AuthContext`]; a verified peer comes out as an [`AuthenticatedPeer`], with the identity its
+//! certificate vouches for when there is one.
 
 pub mod psk;
+pub mod signature;
 
 use core::fmt;
 use core::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
 
 use dmvpn_wire::ikev2::{AuthMethod, IdType, Identification};
 
+use crate::cert::{CertError, PeerIdentity};
 use crate::crypto::prf::Prf;
+use crate::error::DropReason;
 
 /// An IKE identity (RFC 7296 section 3.5): the ID type and its data.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -45,6 +51,15 @@ impl Identity {
         Identity {
             id_type: IdType::Fqdn,
             data: name.as_bytes().to_vec(),
+        }
+    }
+
+    /// `ID_DER_ASN1_DN`: the DER encoding of a distinguished name, as a certificate's subject
+    /// (RFC 4945 section 3.1.5).
+    pub fn der_asn1_dn(der: &[u8]) -> Self {
+        Identity {
+            id_type: IdType::DerAsn1Dn,
+            data: der.to_vec(),
         }
     }
 
@@ -126,10 +141,56 @@ pub struct AuthContext<'a> {
     pub other: Option<&'a Identity>,
     /// The peer's underlay address, for per-address keys.
     pub peer_addr: IpAddr,
+    /// The engine's time of the exchange, which a certificate check turns into wall-clock
+    /// time.
+    pub now: Instant,
+    /// When verifying: the data of the peer's CERT payloads of encoding 4 (X.509 Certificate -
+    /// Signature, RFC 7296 section 3.6), in order: its end-entity certificate first. Empty when
+    /// signing.
+    pub certificates: &'a [&'a [u8]],
+}
+
+/// A peer that proved its identity in IKE_AUTH (RFC 7296 section 2.15): its IKE ID and, with
+/// certificate authentication, what its validated certificate says (subject, IP and DNS
+/// subjectAltNames). This is what NHRP checks a registration against (issue 4, identity
+/// binding).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticatedPeer {
+    /// The IKE ID (IDi or IDr) the peer authenticated as.
+    pub id: Identity,
+    /// The identity of its validated end-entity certificate, bound to `id` (RFC 4945 section
+    /// 3.1); `None` with PSK.
+    pub certificate: Option<Arc<PeerIdentity>>,
+}
+
+impl AuthenticatedPeer {
+    /// Whether the peer may speak for `addr`: an iPAddress subjectAltName of its certificate,
+    /// or without a certificate its address IKE ID.
+    pub fn owns_address(&self, addr: IpAddr) -> bool {
+        match &self.certificate {
+            Some(cert) => cert.owns_address(addr),
+            None => self.id.ip() == Some(addr),
+        }
+    }
+}
+
+impl PartialEq<Identity> for AuthenticatedPeer {
+    fn eq(&self, other: &Identity) -> bool {
+        self.id == *other
+    }
+}
+
+impl fmt::Display for AuthenticatedPeer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.certificate {
+            Some(cert) => write!(f, "{} ({})", self.id, cert.subject),
+            None => self.id.fmt(f),
+        }
+    }
 }
 
 /// Why an AUTH payload could not be made or was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// No credential is configured for this peer.
     #[error("no credential for this peer")]
@@ -140,6 +201,30 @@ pub enum AuthError {
     /// The AUTH data does not verify.
     #[error("authentication data does not verify")]
     Mismatch,
+    /// Signature authentication without a CERT payload of encoding 4 from the peer (we do not
+    /// keep peer certificates locally).
+    #[error("no certificate from the peer")]
+    MissingCertificate,
+    /// The peer's certificate chain was refused, or does not vouch for its IKE ID.
+    #[error(transparent)]
+    Certificate(#[from] CertError),
+}
+
+impl AuthError {
+    /// The drop reason this refusal is counted under.
+    pub fn drop_reason(&self) -> DropReason {
+        match self {
+            AuthError::Certificate(
+                CertError::IdNotInCertificate(_) | CertError::IdTypeNotBindable(_),
+            ) => DropReason::IdentityNotCertified,
+            AuthError::Certificate(_) | AuthError::MissingCertificate => {
+                DropReason::CertificateRefused
+            }
+            AuthError::NoCredential | AuthError::WrongMethod | AuthError::Mismatch => {
+                DropReason::AuthenticationFailed
+            }
+        }
+    }
 }
 
 /// An authentication method of IKE_AUTH (RFC 7296 section 2.15; RFC 7427 for signatures).
@@ -150,7 +235,8 @@ pub trait Authenticator: fmt::Debug + Send + Sync {
     /// [`AuthError::NoCredential`] when nothing is configured for the peer.
     fn sign(&self, ctx: &AuthContext<'_>) -> Result<(AuthMethod, Vec<u8>), AuthError>;
 
-    /// Checks the peer's AUTH payload. `ctx.signer` is the peer's identity.
+    /// Checks the peer's AUTH payload. `ctx.signer` is the peer's identity. Returns the
+    /// identity of the peer's certificate when the method uses one.
     ///
     /// # Errors
     /// [`AuthError`] when the payload does not authenticate the peer.
@@ -159,5 +245,28 @@ pub trait Authenticator: fmt::Debug + Send + Sync {
         ctx: &AuthContext<'_>,
         method: AuthMethod,
         data: &[u8],
-    ) -> Result<(), AuthError>;
+    ) -> Result<Option<PeerIdentity>, AuthError>;
+
+    /// Our certificates (DER, end entity first), each sent in a CERT payload of encoding 4
+    /// in IKE_AUTH (RFC 7296 section 3.6); none by default.
+    fn certificates(&self) -> &[Vec<u8>] {
+        &[]
+    }
+
+    /// The data of the CERTREQ payload (encoding 4: SHA-1 hashes of trusted CA public keys,
+    /// RFC 7296 section 3.7) we send in the IKE_SA_INIT response and the IKE_AUTH request;
+    /// `None` (no CERTREQ) by default.
+    fn certificate_request(&self) -> Option<&[u8]> {
+        None
+    }
+
+    /// Checks at configuration time that we can authenticate as `own`: with certificates,
+    /// that our certificate vouches for it (RFC 4945 section 3.1). Accepts anything by default.
+    ///
+    /// # Errors
+    /// [`AuthError::Certificate`] when our certificate does not name `own`.
+    fn check_own_identity(&self, own: &Identity) -> Result<(), AuthError> {
+        let _ = own;
+        Ok(())
+    }
 }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use dmvpn_wire::ikev2::AuthMethod;
 
 use super::{AuthContext, AuthError, Authenticator, Identity};
+use crate::cert::PeerIdentity;
 use crate::crypto::Secret;
 
 /// The pad of the PSK key derivation (RFC 7296 section 2.15), 17 ASCII bytes.
@@ -79,14 +80,14 @@ impl Authenticator for PskAuthenticator {
         ctx: &AuthContext<'_>,
         method: AuthMethod,
         data: &[u8],
-    ) -> Result<(), AuthError> {
+    ) -> Result<Option<PeerIdentity>, AuthError> {
         if method != AuthMethod::SharedKeyMic {
             return Err(AuthError::WrongMethod);
         }
         let psk = self.key(Some(ctx.signer), ctx.peer_addr)?;
         let k = ctx.prf.compute(psk.0.expose(), &[KEY_PAD]);
         if ctx.prf.verify(k.expose(), ctx.octets, data) {
-            Ok(())
+            Ok(None)
         } else {
             Err(AuthError::Mismatch)
         }
@@ -113,6 +114,8 @@ mod tests {
             signer: &me,
             other: Some(&peer),
             peer_addr: addr,
+            now: std::time::Instant::now(),
+            certificates: &[],
         };
         let (m, data) = a.sign(&ctx).unwrap();
         assert_eq!(m, AuthMethod::SharedKeyMic);
@@ -127,7 +130,7 @@ mod tests {
             other: Some(&me),
             ..ctx
         };
-        assert_eq!(a.verify(&vctx, m, &data), Ok(()));
+        assert_eq!(a.verify(&vctx, m, &data), Ok(None));
         let mut bad = data.clone();
         bad[0] ^= 1;
         assert_eq!(a.verify(&vctx, m, &bad), Err(AuthError::Mismatch));

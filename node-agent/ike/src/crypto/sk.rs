@@ -13,8 +13,8 @@
 
 use dmvpn_esp::Algorithm;
 use dmvpn_wire::ikev2::{
-    Encrypted, ExchangeType, Flags, HEADER_LEN, Packet, Payload, PayloadBody, PayloadType,
-    Payloads, Repr,
+    Encrypted, EncryptedFragment, ExchangeType, Flags, HEADER_LEN, Packet, Payload, PayloadBody,
+    PayloadType, Payloads, Repr,
 };
 use ring::aead;
 
@@ -62,6 +62,18 @@ impl Header {
             payloads,
         }
     }
+}
+
+/// A decrypted SK or SKF payload (see [`SkKey::open_any`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    /// The payload's Next Payload field: the first inner payload (`None` in SKF fragments
+    /// after the first).
+    pub first_inner: PayloadType,
+    /// The fragment number and total of an SKF payload (RFC 7383 section 2.5).
+    pub fragment: Option<(u16, u16)>,
+    /// The inner payloads, or this fragment's part of them.
+    pub plain: Vec<u8>,
 }
 
 /// One direction's SK key: the AEAD key, its salt and the IV counter.
@@ -122,24 +134,60 @@ impl SkKey {
     /// `None` if the codec cannot represent it (an oversized payload).
     pub fn seal(&mut self, header: &Header, inner: &[Payload<'_>]) -> Option<Vec<u8>> {
         let inner = Payloads::Items(inner);
-        let plain_len = inner.wire_len();
-        let data_len = IV_LEN + plain_len + 1 + ICV_LEN;
+        let mut plain = vec![0; inner.wire_len()];
+        inner.emit(&mut plain).ok()?;
+        self.seal_plain(header, inner.first_type(), None, &plain)
+    }
+
+    /// Emits one fragment message with `header`: an SKF payload (RFC 7383 section 2.5)
+    /// protecting `chunk`, this fragment's part of the inner payloads. Its AAD is the IKE
+    /// header and the SKF payload header with the fragment numbers, as for SK (RFC 7383
+    /// section 2.5, RFC 5282 section 5). `first_inner` is `PayloadType::None` after fragment 1.
+    pub fn seal_fragment(
+        &mut self,
+        header: &Header,
+        first_inner: PayloadType,
+        number: u16,
+        total: u16,
+        chunk: &[u8],
+    ) -> Option<Vec<u8>> {
+        self.seal_plain(header, first_inner, Some((number, total)), chunk)
+    }
+
+    fn seal_plain(
+        &mut self,
+        header: &Header,
+        first_inner: PayloadType,
+        fragment: Option<(u16, u16)>,
+        plain: &[u8],
+    ) -> Option<Vec<u8>> {
+        let data_len = IV_LEN + plain.len() + 1 + ICV_LEN;
         let placeholder = vec![0; data_len];
-        let sk = [Payload::new(PayloadBody::Encrypted(Encrypted {
-            first_inner: inner.first_type(),
-            data: &placeholder,
-        }))];
-        let mut buf = header.encode(&sk)?;
+        let body = match fragment {
+            None => PayloadBody::Encrypted(Encrypted {
+                first_inner,
+                data: &placeholder,
+            }),
+            Some((fragment_number, total_fragments)) => {
+                PayloadBody::EncryptedFragment(EncryptedFragment {
+                    first_inner,
+                    fragment_number,
+                    total_fragments,
+                    data: &placeholder,
+                })
+            }
+        };
+        let mut buf = header.encode(&[Payload::new(body)])?;
         let start = buf.len() - data_len;
         let iv = self.next_iv.to_be_bytes();
         self.next_iv = self.next_iv.checked_add(1)?;
         buf[start..start + IV_LEN].copy_from_slice(&iv);
         let body = start + IV_LEN;
-        inner.emit(&mut buf[body..body + plain_len]).ok()?;
+        buf[body..body + plain.len()].copy_from_slice(plain);
         // Pad length 0, no padding.
-        buf[body + plain_len] = 0;
+        buf[body + plain.len()] = 0;
         let (aad, rest) = buf.split_at_mut(start);
-        let (in_out, tag_out) = rest[IV_LEN..].split_at_mut(plain_len + 1);
+        let (in_out, tag_out) = rest[IV_LEN..].split_at_mut(plain.len() + 1);
         let tag = self
             .key
             .seal_in_place_separate_tag(self.nonce(&iv), aead::Aad::from(&*aad), in_out)
@@ -156,21 +204,44 @@ impl SkKey {
     /// [`CryptoError::Malformed`] without an SK payload or with a data field too short;
     /// [`CryptoError::Icv`] when the ICV does not verify.
     pub fn open(&self, message: &[u8]) -> Result<(PayloadType, Vec<u8>), CryptoError> {
+        match self.open_any(message)? {
+            Opened {
+                first_inner,
+                fragment: None,
+                plain,
+            } => Ok((first_inner, plain)),
+            Opened { .. } => Err(CryptoError::Malformed),
+        }
+    }
+
+    /// Authenticates and decrypts the last payload of `message`, SK or SKF (RFC 7383 section
+    /// 2.5): its Next Payload field, its fragment number and total for SKF, and the
+    /// plaintext (inner payloads, or this fragment's part of them).
+    ///
+    /// # Errors
+    /// As [`SkKey::open`].
+    pub fn open_any(&self, message: &[u8]) -> Result<Opened, CryptoError> {
         let packet = Packet::new_checked(message).map_err(|_| CryptoError::Malformed)?;
         let len = packet.length() as usize;
         let repr = Repr::parse(&packet).map_err(|_| CryptoError::Malformed)?;
-        let Some(PayloadBody::Encrypted(sk)) = repr.payloads.iter().last().map(|p| p.body) else {
-            return Err(CryptoError::Malformed);
+        let (first, numbers, data) = match repr.payloads.iter().last().map(|p| p.body) {
+            Some(PayloadBody::Encrypted(sk)) => (sk.first_inner, None, sk.data),
+            Some(PayloadBody::EncryptedFragment(skf)) => (
+                skf.first_inner,
+                Some((skf.fragment_number, skf.total_fragments)),
+                skf.data,
+            ),
+            _ => return Err(CryptoError::Malformed),
         };
-        if sk.data.len() < IV_LEN + 1 + ICV_LEN {
+        if data.len() < IV_LEN + 1 + ICV_LEN {
             return Err(CryptoError::Malformed);
         }
-        let start = len - sk.data.len();
+        let start = len - data.len();
         if start < HEADER_LEN {
             return Err(CryptoError::Malformed);
         }
         let aad = message.get(..start).ok_or(CryptoError::Malformed)?;
-        let (iv, sealed) = sk.data.split_at(IV_LEN);
+        let (iv, sealed) = data.split_at(IV_LEN);
         let mut in_out = sealed.to_vec();
         let plain = self
             .key
@@ -182,7 +253,11 @@ impl SkKey {
             .checked_sub(usize::from(pad))
             .ok_or(CryptoError::Malformed)?;
         in_out.truncate(keep);
-        Ok((sk.first_inner, in_out))
+        Ok(Opened {
+            first_inner: first,
+            fragment: numbers,
+            plain: in_out,
+        })
     }
 }
 
@@ -231,6 +306,42 @@ mod tests {
             let other = SkKey::new(alg, &vec![0x43; alg.key_material_len()]).unwrap();
             assert_eq!(other.open(&msg).unwrap_err(), CryptoError::Icv);
         }
+    }
+
+    #[test]
+    fn fragment_seal_open_round_trip_and_tamper() {
+        let sk_e = vec![0x42; Algorithm::AesGcm16_256.key_material_len()];
+        let mut tx = SkKey::new(Algorithm::AesGcm16_256, &sk_e).unwrap();
+        let rx = SkKey::new(Algorithm::AesGcm16_256, &sk_e).unwrap();
+        let msg = tx
+            .seal_fragment(&header(), PayloadType::IdI, 1, 3, b"chunk one")
+            .unwrap();
+        // RFC 7383 section 2.5: the IKE header names SKF (53).
+        assert_eq!(msg[16], 53);
+        assert_eq!(
+            rx.open_any(&msg).unwrap(),
+            Opened {
+                first_inner: PayloadType::IdI,
+                fragment: Some((1, 3)),
+                plain: b"chunk one".to_vec()
+            }
+        );
+        assert_eq!(rx.open(&msg).unwrap_err(), CryptoError::Malformed);
+        // The fragment numbers are authenticated (AAD).
+        let mut bad = msg.clone();
+        bad[HEADER_LEN + 7] ^= 1;
+        assert_eq!(rx.open_any(&bad).unwrap_err(), CryptoError::Icv);
+        let later = tx
+            .seal_fragment(&header(), PayloadType::None, 3, 3, b"")
+            .unwrap();
+        assert_eq!(
+            rx.open_any(&later).unwrap(),
+            Opened {
+                first_inner: PayloadType::None,
+                fragment: Some((3, 3)),
+                plain: Vec::new()
+            }
+        );
     }
 
     #[test]

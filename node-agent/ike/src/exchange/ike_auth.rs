@@ -3,15 +3,17 @@
 //! mode otherwise; a CHILD_SA refusal leaves the IKE SA up (section 2.21.2).
 
 use core::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use dmvpn_wire::Seq;
 use dmvpn_wire::ikev2::{
-    Authentication, ExchangeType, NotifyType, Payload, PayloadBody, ProtocolId,
+    Authentication, CertEncoding, Certificate, ExchangeType, NotifyType, Payload, PayloadBody,
+    ProtocolId,
 };
 
 use super::{ChildResponse, Collected, OwnedProposal, notify, selectors};
-use crate::auth::{AuthContext, Identity};
+use crate::auth::{AuthContext, AuthError, AuthenticatedPeer, Authenticator, Identity};
 use crate::config::Mode;
 use crate::crypto::keys::child_keys;
 use crate::crypto::random::esp_spi;
@@ -36,6 +38,28 @@ fn signed_octets(sa: &IkeSa, initiator_side: bool, id: &Identity) -> Option<Vec<
     Some([message.as_slice(), nonce, maced.expose()].concat())
 }
 
+/// Our CERT payloads (encoding 4, end entity first, RFC 7296 section 3.6) and, when asked
+/// for, our CERTREQ (section 3.7).
+fn certificate_payloads(auth: &dyn Authenticator, certreq: bool) -> Vec<Payload<'_>> {
+    let mut payloads: Vec<_> = auth
+        .certificates()
+        .iter()
+        .map(|der| {
+            Payload::new(PayloadBody::Cert(Certificate {
+                encoding: CertEncoding::X509Signature,
+                data: der,
+            }))
+        })
+        .collect();
+    if certreq && let Some(cas) = auth.certificate_request() {
+        payloads.push(Payload::new(PayloadBody::CertReq(Certificate {
+            encoding: CertEncoding::X509Signature,
+            data: cas,
+        })));
+    }
+    payloads
+}
+
 /// Our ESP proposals, numbered from 1, with our SPI; DH only for CREATE_CHILD_SA with PFS.
 pub(crate) fn our_esp_proposals(ctx: &Ctx, spi: u32, with_dh: bool) -> Vec<OwnedProposal> {
     ctx.config
@@ -52,9 +76,11 @@ pub(crate) fn our_esp_proposals(ctx: &Ctx, spi: u32, with_dh: bool) -> Vec<Owned
 }
 
 impl Ctx {
-    /// Sends IKE_AUTH as initiator: `SK {IDi, AUTH, [N(USE_TRANSPORT_MODE)], SAi2, TSi, TSr}`.
+    /// Sends IKE_AUTH as initiator: `SK {IDi, [CERT+], [CERTREQ], AUTH,
+    /// [N(USE_TRANSPORT_MODE)], SAi2, TSi, TSr}`.
     pub(crate) fn send_auth_request(&mut self, sa: &mut IkeSa, now: Instant) {
         let id = self.identity.clone();
+        let authenticator = self.config.authenticator.clone();
         let auth = signed_octets(sa, true, &id).and_then(|octets| {
             let ctx = AuthContext {
                 prf: sa.choice?.prf,
@@ -62,8 +88,10 @@ impl Ctx {
                 signer: &id,
                 other: None,
                 peer_addr: sa.peer,
+                now,
+                certificates: &[],
             };
-            self.config.authenticator.sign(&ctx).ok()
+            authenticator.sign(&ctx).ok()
         });
         let Some((method, data)) = auth else {
             self.events.push_back(Event::IkeSaFailed {
@@ -85,13 +113,12 @@ impl Ctx {
         let wire: Vec<_> = proposals.iter().map(OwnedProposal::wire).collect();
         let tsi: Vec<_> = ts_i.iter().map(Selector::wire).collect();
         let tsr: Vec<_> = ts_r.iter().map(Selector::wire).collect();
-        let mut inner = vec![
-            Payload::new(PayloadBody::IdI(id.wire())),
-            Payload::new(PayloadBody::Auth(Authentication {
-                method,
-                data: &data,
-            })),
-        ];
+        let mut inner = vec![Payload::new(PayloadBody::IdI(id.wire()))];
+        inner.extend(certificate_payloads(&*authenticator, true));
+        inner.push(Payload::new(PayloadBody::Auth(Authentication {
+            method,
+            data: &data,
+        })));
         if transport {
             inner.push(notify(NotifyType::UseTransportMode, &[]));
         }
@@ -130,6 +157,7 @@ impl Ctx {
             .ok_or(DropReason::UnexpectedExchange)?;
         let peer_id = Identity::from_wire(&id_i);
         let own = self.identity.clone();
+        let authenticator = self.config.authenticator.clone();
         let octets = signed_octets(sa, true, &peer_id).ok_or(DropReason::UnexpectedExchange)?;
         let check = AuthContext {
             prf,
@@ -137,31 +165,35 @@ impl Ctx {
             signer: &peer_id,
             other: Some(&own),
             peer_addr: sa.peer,
+            now,
+            certificates: &c.certs,
         };
         // The message authenticated (ICV): float and note it before answering.
         self.heard(sa, now, local, remote, encap);
-        if self
-            .config
-            .authenticator
-            .verify(&check, auth.method, auth.data)
-            .is_err()
-        {
-            self.counters.drop(DropReason::AuthenticationFailed);
-            self.respond(
-                sa,
-                ExchangeType::IkeAuth,
-                message_id,
-                &[notify(NotifyType::AuthenticationFailed, &[])],
-            );
-            self.events.push_back(Event::IkeSaFailed {
-                peer: sa.peer,
-                reason: FailReason::AuthenticationFailed,
-            });
-            return Ok(Effects {
-                remove: true,
-                ..Default::default()
-            });
-        }
+        let certificate = match authenticator.verify(&check, auth.method, auth.data) {
+            Ok(certificate) => certificate.map(Arc::new),
+            Err(e) => {
+                self.refused(sa, e.drop_reason());
+                self.respond(
+                    sa,
+                    ExchangeType::IkeAuth,
+                    message_id,
+                    &[notify(NotifyType::AuthenticationFailed, &[])],
+                );
+                self.events.push_back(Event::IkeSaFailed {
+                    peer: sa.peer,
+                    reason: FailReason::AuthenticationFailed,
+                });
+                return Ok(Effects {
+                    remove: true,
+                    ..Default::default()
+                });
+            }
+        };
+        let peer = AuthenticatedPeer {
+            id: peer_id.clone(),
+            certificate,
+        };
         let octets = signed_octets(sa, false, &own).ok_or(DropReason::UnexpectedExchange)?;
         let sign = AuthContext {
             prf,
@@ -169,8 +201,10 @@ impl Ctx {
             signer: &own,
             other: Some(&peer_id),
             peer_addr: sa.peer,
+            now,
+            certificates: &[],
         };
-        let Ok((method, data)) = self.config.authenticator.sign(&sign) else {
+        let Ok((method, data)) = authenticator.sign(&sign) else {
             self.respond(
                 sa,
                 ExchangeType::IkeAuth,
@@ -186,7 +220,7 @@ impl Ctx {
                 ..Default::default()
             });
         };
-        sa.peer_id = Some(peer_id.clone());
+        sa.peer_id = Some(peer.clone());
         sa.state = State::Established;
         self.arm_established(sa, now);
         self.counters.ike_sas_established += 1;
@@ -195,19 +229,19 @@ impl Ctx {
             spi_i: sa.spi_i,
             spi_r: sa.spi_r,
             initiator: false,
-            identity: peer_id,
+            identity: peer,
             local: sa.local,
             remote: sa.remote,
             nat: sa.nat.any(),
             replaces: None,
         });
-        let mut inner = vec![
-            Payload::new(PayloadBody::IdR(own.wire())),
-            Payload::new(PayloadBody::Auth(Authentication {
-                method,
-                data: &data,
-            })),
-        ];
+        // SK {IDr, [CERT+], AUTH, SAr2, TSi, TSr} (RFC 7296 section 1.2).
+        let mut inner = vec![Payload::new(PayloadBody::IdR(own.wire()))];
+        inner.extend(certificate_payloads(&*authenticator, false));
+        inner.push(Payload::new(PayloadBody::Auth(Authentication {
+            method,
+            data: &data,
+        })));
         let agreed = self.agree_child(c, None);
         let our_spi = esp_spi(&mut *self.rng);
         let response = agreed.as_ref().ok().map(|a| ChildResponse::new(a, our_spi));
@@ -302,25 +336,45 @@ impl Ctx {
         };
         let peer_id = Identity::from_wire(&id_r);
         let own = self.identity.clone();
-        let verified = signed_octets(sa, false, &peer_id).is_some_and(|octets| {
-            let check = AuthContext {
-                prf,
-                octets: &octets,
-                signer: &peer_id,
-                other: Some(&own),
-                peer_addr: sa.peer,
-            };
-            self.config
-                .authenticator
-                .verify(&check, auth.method, auth.data)
-                .is_ok()
-        });
-        if !verified {
-            self.counters.drop(DropReason::AuthenticationFailed);
-            return fail(self, sa, FailReason::AuthenticationFailed);
-        }
+        let verified = match signed_octets(sa, false, &peer_id) {
+            Some(octets) => {
+                let check = AuthContext {
+                    prf,
+                    octets: &octets,
+                    signer: &peer_id,
+                    other: Some(&own),
+                    peer_addr: sa.peer,
+                    now,
+                    certificates: &c.certs,
+                };
+                self.config
+                    .authenticator
+                    .verify(&check, auth.method, auth.data)
+            }
+            None => Err(AuthError::Mismatch),
+        };
+        let certificate = match verified {
+            Ok(certificate) => certificate.map(Arc::new),
+            Err(e) => {
+                self.refused(sa, e.drop_reason());
+                // The responder thinks the SA is up: tell it (RFC 7296 section 2.21.2), once,
+                // as we forget the SA now.
+                self.request(
+                    sa,
+                    now,
+                    ExchangeType::Informational,
+                    &[notify(NotifyType::AuthenticationFailed, &[])],
+                    Task::Dpd,
+                );
+                return fail(self, sa, FailReason::AuthenticationFailed);
+            }
+        };
         let State::AuthSent(sent) = core::mem::replace(&mut sa.state, State::Established) else {
             return fail(self, sa, FailReason::BadResponse);
+        };
+        let peer_id = AuthenticatedPeer {
+            id: peer_id,
+            certificate,
         };
         sa.peer_id = Some(peer_id.clone());
         self.arm_established(sa, now);

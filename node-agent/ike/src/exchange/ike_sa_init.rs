@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use dmvpn_wire::Seq;
 use dmvpn_wire::ikev2::{
-    ExchangeType, Flags, KeyExchange, Nonce, NotifyType, Payload, PayloadBody, ProtocolId, Repr,
-    Transform, TransformId,
+    CertEncoding, Certificate, ExchangeType, Flags, KeyExchange, Nonce, NotifyType, Payload,
+    PayloadBody, ProtocolId, Repr, Transform, TransformId,
 };
 use dmvpn_wire::udp_encap::{IKE_PORT, NAT_T_PORT, NON_ESP_MARKER};
 
@@ -178,7 +178,7 @@ impl Ctx {
             now,
             Pending {
                 message_id: 0,
-                bytes,
+                messages: vec![bytes],
                 sent: 0,
                 task: Task::Init,
             },
@@ -288,6 +288,7 @@ impl Ctx {
         sa.spi_r = repr.responder_spi;
         sa.nr = nr.to_vec();
         sa.init_response = msg.to_vec();
+        sa.fragmentation = c.notify(NotifyType::Ikev2FragmentationSupported).is_some();
         self.derive(sa, choice, &shared);
         sa.nat = NatState::detect(
             sa.spi_i,
@@ -477,6 +478,7 @@ impl Engine {
         sa.expect_request = 1;
         sa.half_open = true;
         sa.init_request = msg.to_vec();
+        sa.fragmentation = c.notify(NotifyType::Ikev2FragmentationSupported).is_some();
         // The request's hashes were made with SPIr = 0 (RFC 7296 section 2.23).
         sa.nat = NatState::detect(
             spi_i,
@@ -506,18 +508,29 @@ impl Engine {
             detection_hash(spi_i, spi_r, local)
         };
         let destination = detection_hash(spi_i, spi_r, remote);
-        let payloads = [
+        let authenticator = self.ctx.config.authenticator.clone();
+        let mut payloads = vec![
             Payload::new(PayloadBody::Sa(Seq::Items(&wire))),
             Payload::new(PayloadBody::Ke(KeyExchange {
                 group: choice.group.id(),
                 data: &public,
             })),
             Payload::new(PayloadBody::Nonce(Nonce(&sa.nr))),
+        ];
+        // HDR, SAr1, KEr, Nr, [CERTREQ] (RFC 7296 section 1.2): the CAs we trust, so that the
+        // initiator sends its certificate (strongSwan sends it only when asked).
+        if let Some(cas) = authenticator.certificate_request() {
+            payloads.push(Payload::new(PayloadBody::CertReq(Certificate {
+                encoding: CertEncoding::X509Signature,
+                data: cas,
+            })));
+        }
+        payloads.extend([
             notify(NotifyType::NatDetectionSourceIp, &source),
             notify(NotifyType::NatDetectionDestinationIp, &destination),
             notify(NotifyType::Ikev2FragmentationSupported, &[]),
             notify(NotifyType::SignatureHashAlgorithms, &SIGNATURE_HASHES),
-        ];
+        ]);
         let header = Header {
             spi_i,
             spi_r,

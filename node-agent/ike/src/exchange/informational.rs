@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use dmvpn_wire::ikev2::{Delete, ExchangeType, Payload, PayloadBody, ProtocolId};
+use dmvpn_wire::ikev2::{Delete, ExchangeType, NotifyType, Payload, PayloadBody, ProtocolId};
 
 use super::Collected;
 use crate::engine::{Ctx, Effects};
@@ -67,7 +67,11 @@ impl Ctx {
         message_id: u32,
         c: &Collected<'_>,
     ) -> Effects {
-        if c.deletes.iter().any(|d| d.protocol_id == ProtocolId::Ike) {
+        // A DELETE of the IKE SA, or the initiator refusing our AUTH after we established
+        // (RFC 7296 section 2.21.2): the IKE SA and its CHILD_SAs go.
+        if c.deletes.iter().any(|d| d.protocol_id == ProtocolId::Ike)
+            || c.notify(NotifyType::AuthenticationFailed).is_some()
+        {
             self.respond(sa, ExchangeType::Informational, message_id, &[]);
             let reason = if sa.redundant {
                 DownReason::Redundant

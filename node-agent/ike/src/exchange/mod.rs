@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use dmvpn_esp::KeyMaterial;
 use dmvpn_wire::Seq;
 use dmvpn_wire::ikev2::{
-    Authentication, Delete, ExchangeType, Flags, Identification, KeyExchange, Notification,
-    NotifyType, Payload, PayloadBody, Payloads, Proposal, ProtocolId, Repr, TrafficSelector,
-    Transform,
+    Authentication, CertEncoding, Delete, ExchangeType, Flags, Identification, KeyExchange,
+    Notification, NotifyType, Payload, PayloadBody, PayloadType, Payloads, Proposal, ProtocolId,
+    Repr, TrafficSelector, Transform,
 };
 use dmvpn_wire::udp_encap::{NAT_KEEPALIVE, NON_ESP_MARKER};
 
@@ -26,9 +26,10 @@ use crate::crypto::sk::Header;
 use crate::engine::{Ctx, Effects, Transmit};
 use crate::error::DropReason;
 use crate::event::{ChildSaUp, DownReason, EspKeys, Event, FailReason};
+use crate::fragment::{Fragment, FragmentLimits, Progress, Reassembly, SkfFraming, split};
 use crate::keylog::EspSaKeys;
 use crate::proposal::{EspChoice, encr_transform};
-use crate::sa::{ChildSa, IkeSa, Pending, Request, State, Task};
+use crate::sa::{ChildSa, IkeSa, Incoming, Pending, Request, State, Task};
 use crate::timer::Timer;
 use crate::ts::{Selector, narrow};
 
@@ -53,6 +54,9 @@ pub(crate) struct Collected<'a> {
     pub ts_r: Option<Seq<'a, TrafficSelector<'a>>>,
     pub notifies: Vec<Notification<'a>>,
     pub deletes: Vec<Delete<'a>>,
+    /// CERT payloads of encoding 4 (X.509 Certificate - Signature, RFC 7296 section 3.6), in
+    /// order: the end entity first.
+    pub certs: Vec<&'a [u8]>,
 }
 
 impl<'a> Collected<'a> {
@@ -86,6 +90,9 @@ impl<'a> Collected<'a> {
                 }
                 PayloadBody::Notify(n) => c.notifies.push(n),
                 PayloadBody::Delete(d) => c.deletes.push(d),
+                PayloadBody::Cert(cert) if cert.encoding == CertEncoding::X509Signature => {
+                    c.certs.push(cert.data);
+                }
                 _ => {}
             }
         }
@@ -194,6 +201,130 @@ impl Ctx {
         n
     }
 
+    /// Counts a refusal of the SA's peer that is not a dropped datagram's (an AUTH refused, a
+    /// reassembly expired) and reports it like one.
+    pub(crate) fn refused(&mut self, sa: &IkeSa, reason: DropReason) {
+        self.counters.drop(reason);
+        self.events.push_back(Event::Dropped {
+            from: sa.remote,
+            reason,
+        });
+    }
+
+    /// Queues every message of `messages` (one, or the fragments of one) for the SA's peer.
+    pub(crate) fn transmit_all(&mut self, sa: &IkeSa, messages: &[Vec<u8>]) {
+        for m in messages {
+            self.transmit(sa, m);
+        }
+    }
+
+    /// Protects a message: one SK message, or SKF fragments (RFC 7383 section 2.5) when both
+    /// sides support fragmentation and the whole would not fit the maximum datagram. `None`
+    /// without keys or when the codec cannot represent it.
+    pub(crate) fn seal(
+        &mut self,
+        sa: &mut IkeSa,
+        header: &Header,
+        inner: &[Payload<'_>],
+    ) -> Option<Vec<Vec<u8>>> {
+        let tx = sa.tx.as_mut()?;
+        let whole = tx.seal(header, inner)?;
+        let framing = SkfFraming::for_aead(sa.remote.is_ipv6(), sa.encap);
+        let max = self.config.max_datagram_len();
+        if !sa.fragmentation || framing.datagram_len(whole.len()) <= max {
+            return Some(vec![whole]);
+        }
+        let payloads = Payloads::Items(inner);
+        let mut plain = vec![0; payloads.wire_len()];
+        payloads.emit(&mut plain).ok()?;
+        // Past the limits (or a datagram size too small), the whole message goes and IP
+        // fragments it (RFC 7383 section 2.5.2 leaves no better choice).
+        let Some(fragments) = framing.max_chunk_len(max).ok().and_then(|chunk| {
+            split(
+                payloads.first_type(),
+                &plain,
+                chunk,
+                FragmentLimits::default(),
+            )
+            .ok()
+        }) else {
+            return Some(vec![whole]);
+        };
+        let sealed = fragments
+            .map(|f| tx.seal_fragment(header, f.first_inner, f.number, f.total, f.data))
+            .collect::<Option<Vec<_>>>()?;
+        self.counters.fragments_sent += sealed.len() as u64;
+        Some(sealed)
+    }
+
+    /// Authenticates and decrypts a protected message, SK or SKF. A fragment goes to the
+    /// reassembly of its message (RFC 7383 section 2.6): `Ok(None)` until the last one
+    /// completes it. Reassembly is bounded by [`FragmentLimits`] and
+    /// [`crate::Config::fragment_timeout`], one message per direction.
+    fn open(
+        &mut self,
+        sa: &mut IkeSa,
+        now: Instant,
+        message_id: u32,
+        response: bool,
+        msg: &[u8],
+    ) -> Result<Option<(PayloadType, Vec<u8>)>, DropReason> {
+        let rx = sa.rx.as_ref().ok_or(DropReason::UnexpectedExchange)?;
+        let crate::crypto::sk::Opened {
+            first_inner: first,
+            fragment,
+            plain,
+        } = rx
+            .open_any(msg)
+            .map_err(|_| DropReason::IntegrityCheckFailed)?;
+        let Some((number, total)) = fragment else {
+            return Ok(Some((first, plain)));
+        };
+        if !sa.fragmentation {
+            return Err(DropReason::FragmentRefused);
+        }
+        self.counters.fragments_received += 1;
+        let slot = match sa.incoming.iter().position(|i| i.response == response) {
+            Some(i) if sa.incoming[i].message_id == message_id => i,
+            found => {
+                // A newer message of this direction replaces an abandoned one.
+                if let Some(i) = found {
+                    sa.incoming.swap_remove(i);
+                }
+                sa.incoming.push(Incoming {
+                    message_id,
+                    response,
+                    fragments: Reassembly::new(FragmentLimits::default()),
+                    expires: now + self.config.fragment_timeout,
+                });
+                sa.incoming.len() - 1
+            }
+        };
+        let fragment = Fragment {
+            number,
+            total,
+            first_inner: first,
+            data: &plain,
+        };
+        let progress = sa.incoming[slot]
+            .fragments
+            .accept(fragment)
+            .map_err(|_| DropReason::FragmentRefused);
+        let result = match progress? {
+            Progress::Complete(m) => {
+                sa.incoming.swap_remove(slot);
+                self.counters.messages_reassembled += 1;
+                Some((m.first_inner, m.payloads))
+            }
+            Progress::Stored | Progress::Restarted | Progress::Duplicate => None,
+        };
+        sa.timers.set(
+            Timer::Reassembly,
+            sa.incoming.iter().map(|i| i.expires).min(),
+        );
+        Ok(result)
+    }
+
     /// Queues `msg` for the SA's peer, behind the non-ESP marker on port 4500.
     pub(crate) fn transmit(&mut self, sa: &IkeSa, msg: &[u8]) {
         let payload = if sa.encap {
@@ -255,7 +386,7 @@ impl Ctx {
         } else {
             inner
         };
-        let Some(bytes) = sa.tx.as_mut().and_then(|tx| tx.seal(&header, inner)) else {
+        let Some(messages) = self.seal(sa, &header, inner) else {
             return;
         };
         sa.next_request = sa.next_request.wrapping_add(1);
@@ -264,7 +395,7 @@ impl Ctx {
             now,
             Pending {
                 message_id,
-                bytes,
+                messages,
                 sent: 0,
                 task,
             },
@@ -281,7 +412,7 @@ impl Ctx {
         exchange: ExchangeType,
     ) {
         pending.sent = 1;
-        self.transmit(sa, &pending.bytes);
+        self.transmit_all(sa, &pending.messages);
         self.counters.sent.bump(exchange);
         sa.timers
             .set(Timer::Retransmit, Some(now + self.retransmit_delay(1)));
@@ -297,12 +428,12 @@ impl Ctx {
         inner: &[Payload<'_>],
     ) {
         let header = Self::header(sa, exchange, true, message_id);
-        let Some(bytes) = sa.tx.as_mut().and_then(|tx| tx.seal(&header, inner)) else {
+        let Some(messages) = self.seal(sa, &header, inner) else {
             return;
         };
-        self.transmit(sa, &bytes);
+        self.transmit_all(sa, &messages);
         self.counters.sent.bump(exchange);
-        sa.last_response = Some((message_id, bytes));
+        sa.last_response = Some((message_id, messages));
     }
 
     /// A message from the peer authenticated: note the time, float to 4500 or follow a NAT
@@ -390,8 +521,9 @@ impl Ctx {
             if exchange == ExchangeType::IkeSaInit {
                 return self.init_response(sa, now, remote, msg, repr);
             }
-            let rx = sa.rx.as_ref().ok_or(DropReason::UnexpectedExchange)?;
-            let (first, plain) = rx.open(msg).map_err(|_| DropReason::IntegrityCheckFailed)?;
+            let Some((first, plain)) = self.open(sa, now, repr.message_id, true, msg)? else {
+                return Ok(Effects::default());
+            };
             let payloads = Payloads::parse(first, &plain).map_err(|_| DropReason::Malformed)?;
             let c = Collected::new(payloads);
             self.counters.received.bump(exchange);
@@ -448,10 +580,16 @@ impl Ctx {
         if let Some((id, response)) = &sa.last_response
             && *id == repr.message_id
         {
-            // A retransmitted request: authenticate it, then replay our response.
-            rx.open(msg).map_err(|_| DropReason::IntegrityCheckFailed)?;
+            // A retransmitted request: authenticate it, then replay our response; for a
+            // fragmented request, once, on its first fragment (RFC 7383 section 2.6.1).
+            let opened = rx
+                .open_any(msg)
+                .map_err(|_| DropReason::IntegrityCheckFailed)?;
+            if opened.fragment.is_some_and(|(number, _)| number != 1) {
+                return Ok(Effects::default());
+            }
             let response = response.clone();
-            self.transmit(sa, &response);
+            self.transmit_all(sa, &response);
             self.counters.responses_replayed += 1;
             return Ok(Effects::default());
         }
@@ -469,10 +607,12 @@ impl Ctx {
         if !allowed {
             return Err(DropReason::UnexpectedExchange);
         }
-        let (first, plain) = rx.open(msg).map_err(|_| DropReason::IntegrityCheckFailed)?;
+        let message_id = repr.message_id;
+        let Some((first, plain)) = self.open(sa, now, message_id, false, msg)? else {
+            return Ok(Effects::default());
+        };
         let payloads = Payloads::parse(first, &plain).map_err(|_| DropReason::Malformed)?;
         let c = Collected::new(payloads);
-        let message_id = repr.message_id;
         let effects = match exchange {
             ExchangeType::IkeAuth => {
                 let mut effects =
@@ -556,8 +696,8 @@ impl Ctx {
                         return self.give_up(sa);
                     }
                     p.sent += 1;
-                    let (bytes, sent) = (p.bytes.clone(), p.sent);
-                    self.transmit(sa, &bytes);
+                    let (messages, sent) = (p.messages.clone(), p.sent);
+                    self.transmit_all(sa, &messages);
                     self.counters.retransmissions += 1;
                     sa.timers
                         .set(Timer::Retransmit, Some(now + self.retransmit_delay(sent)));
@@ -613,6 +753,17 @@ impl Ctx {
                             ..Default::default()
                         };
                     }
+                }
+                Timer::Reassembly => {
+                    let before = sa.incoming.len();
+                    sa.incoming.retain(|i| i.expires > now);
+                    for _ in sa.incoming.len()..before {
+                        self.refused(sa, DropReason::ReassemblyExpired);
+                    }
+                    sa.timers.set(
+                        Timer::Reassembly,
+                        sa.incoming.iter().map(|i| i.expires).min(),
+                    );
                 }
             }
         }
