@@ -453,54 +453,64 @@ impl Engine {
         if !allowed || cie.holding_time == 0 {
             return CieCode::AdministrativelyProhibited;
         }
-        let old = self.cache.get(&prefix).copied();
-        let owned = old.is_some_and(|o| o.kind == EntryType::Registered && o.tunnel == peer.tunnel);
-        if !owned && self.cache.registered_by(peer.tunnel) >= self.config.max_registrations_per_peer
-        {
-            self.counters.peer_quota_exceeded += 1;
-            return CieCode::InsufficientResources;
-        }
-        let mut created = now;
-        if let Some(old) = old {
-            match old.kind {
-                EntryType::Local | EntryType::Static => {
-                    return CieCode::AdministrativelyProhibited;
-                }
-                EntryType::Registered if old.expires.is_some_and(|at| at > now) => {
-                    let same = old.nbma == peer.nbma && old.tunnel == peer.tunnel;
-                    if !same && (old.unique || peer.unique) {
-                        return CieCode::UniqueAddressAlreadyRegistered;
-                    }
-                    if same {
-                        created = old.created;
-                    }
-                }
-                _ => {}
+        let max = self.config.max_registrations_per_peer;
+        // One lookup of the prefix decides and inserts.
+        let decided = self.cache.insert_with(prefix, |old, owners| {
+            let owned =
+                old.is_some_and(|o| o.kind == EntryType::Registered && o.tunnel == peer.tunnel);
+            if !owned && owners.count(peer.tunnel) >= max {
+                return Err(Refusal::Quota);
             }
-        }
-        let entry = Entry {
-            kind: EntryType::Registered,
-            tunnel: peer.tunnel,
-            nbma: peer.nbma,
-            claimed_nbma: claimed,
-            created,
-            expires: Some(now + Duration::from_secs(u64::from(cie.holding_time))),
-            holdtime: cie.holding_time,
-            unique: peer.unique,
-            request_id: peer.request_id,
-            used: false,
+            let mut created = now;
+            if let Some(old) = old {
+                match old.kind {
+                    EntryType::Local | EntryType::Static => {
+                        return Err(Refusal::Code(CieCode::AdministrativelyProhibited));
+                    }
+                    EntryType::Registered if old.expires.is_some_and(|at| at > now) => {
+                        let same = old.nbma == peer.nbma && old.tunnel == peer.tunnel;
+                        if !same && (old.unique || peer.unique) {
+                            return Err(Refusal::Code(CieCode::UniqueAddressAlreadyRegistered));
+                        }
+                        if same {
+                            created = old.created;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Ok(Entry {
+                kind: EntryType::Registered,
+                tunnel: peer.tunnel,
+                nbma: peer.nbma,
+                claimed_nbma: claimed,
+                created,
+                expires: Some(now + Duration::from_secs(u64::from(cie.holding_time))),
+                holdtime: cie.holding_time,
+                unique: peer.unique,
+                request_id: peer.request_id,
+                used: false,
+            })
+        });
+        let inserted = match decided {
+            Err(Refusal::Quota) => {
+                self.counters.peer_quota_exceeded += 1;
+                return CieCode::InsufficientResources;
+            }
+            Err(Refusal::Code(code)) => return code,
+            Ok(inserted) => inserted,
         };
-        match self.cache.insert(prefix, entry) {
+        match inserted {
             Err(_) => {
                 self.counters.cache_full += 1;
                 self.event(Event::CacheFull { prefix });
                 CieCode::InsufficientResources
             }
-            Ok(None) => {
+            Ok((None, entry)) => {
                 self.event(Event::CacheAdded { prefix, entry });
                 CieCode::Success
             }
-            Ok(Some(old)) => {
+            Ok((Some(old), entry)) => {
                 let changed = old.kind != entry.kind
                     || old.tunnel != entry.tunnel
                     || old.nbma != entry.nbma
@@ -513,6 +523,14 @@ impl Engine {
             }
         }
     }
+}
+
+/// Why [`Engine::register_cie`] refused a CIE before touching the cache.
+enum Refusal {
+    /// The peer holds its quota of registrations.
+    Quota,
+    /// Another reason, with its code.
+    Code(CieCode),
 }
 
 /// Who sent a registration request.
