@@ -177,8 +177,9 @@ pub(crate) struct Outbox {
 
 impl Outbox {
     /// Emits `repr` at the end of the buffer and queues it for `dst`; false, with nothing
-    /// queued, when the codec refuses it (the engine builds from validated addresses, so
-    /// this does not happen).
+    /// queued, when the codec refuses it (a message over 65535 bytes). The engine builds
+    /// replies from parsed parts, IP addresses and a validated password, which always fit
+    /// their length fields, so it emits them without the codec's checks of those.
     fn push(&mut self, dst: IpAddr, repr: &Repr<'_>) -> bool {
         if self.queue.is_empty() {
             self.bytes.clear();
@@ -186,7 +187,11 @@ impl Outbox {
         let start = self.bytes.len();
         let end = start + repr.buffer_len();
         self.bytes.resize(end, 0);
-        match self.bytes.get_mut(start..).map(|buf| repr.emit(buf)) {
+        match self
+            .bytes
+            .get_mut(start..end)
+            .map(|buf| repr.emit_trusted(buf))
+        {
             Some(Ok(_)) => {
                 self.queue.push_back((dst, start, end));
                 true

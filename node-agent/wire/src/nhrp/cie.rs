@@ -158,6 +158,23 @@ impl<'a> Element<'a> for Cie<'a> {
         Ok((cie, at))
     }
 
+    /// Walks the lengths of the CIE in the order [`Element::parse_one`] reads them, so
+    /// that it fails with the same error, without building the addresses.
+    fn validate(buf: &'a [u8]) -> Result<usize> {
+        let head = buf.get(..CIE_HEADER_LEN).ok_or(Error::Truncated)?;
+        let (_, nbma) = NbmaAddress::split_type_len(head[field::NBMA_TL])?;
+        let mut end = CIE_HEADER_LEN + nbma;
+        if end > buf.len() {
+            return Err(Error::Truncated);
+        }
+        let (_, sub) = NbmaAddress::split_type_len(head[field::NBMA_SUB_TL])?;
+        end += sub + usize::from(head[field::PROTO_LEN]);
+        if end > buf.len() {
+            return Err(Error::Truncated);
+        }
+        Ok(end)
+    }
+
     fn wire_len(&self) -> usize {
         CIE_HEADER_LEN + self.nbma.address.len() + self.nbma_sub.address.len() + self.proto.len()
     }
@@ -212,6 +229,15 @@ mod tests {
         let mut out = [0xffu8; 20];
         expected.emit_one(&mut out);
         assert_eq!(out, bytes);
+    }
+
+    proptest::proptest! {
+        /// Validating a CIE gives the same length or error as parsing it.
+        #[test]
+        fn validate_agrees_with_parse(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let parsed = Cie::parse_one(&bytes).map(|(_, used)| used);
+            proptest::prop_assert_eq!(Cie::validate(&bytes), parsed);
+        }
     }
 
     #[test]
