@@ -3,7 +3,7 @@
 use core::fmt;
 use core::net::IpAddr;
 use core::time::Duration;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
 
 use dmvpn_wire::nhrp::{
@@ -17,6 +17,7 @@ use crate::config::{Config, ConfigError, Role};
 use crate::counters::Counters;
 use crate::error::DropReason;
 use crate::prefix::Prefix;
+use crate::purge::Holders;
 use crate::registration::NhsState;
 use crate::resolution::PendingResolution;
 use crate::timer::{Timer, TimerTable};
@@ -236,8 +237,10 @@ pub struct Engine {
     pub(crate) redirects: BTreeMap<(IpAddr, IpAddr), Instant>,
     /// When to check each shortcut for a refresh, in time order.
     pub(crate) shortcut_refresh: BTreeSet<(Instant, Prefix)>,
-    /// The NHS's record of who holds a shortcut for each registered prefix.
-    pub(crate) shortcut_holders: BTreeMap<Prefix, BTreeSet<IpAddr>>,
+    /// The NHS's record of who holds a shortcut for each registered prefix (hashed: it is
+    /// written on every resolution request; each prefix's holders stay sorted, so purges go
+    /// out in address order).
+    pub(crate) shortcut_holders: HashMap<Prefix, Holders>,
     /// The number of (prefix, holder) pairs in `shortcut_holders`.
     pub(crate) shortcut_holders_len: usize,
     /// The start of the current one-second window of Error Indications and how many went
@@ -330,7 +333,7 @@ impl Engine {
             redirects: BTreeMap::new(),
             error_window: None,
             shortcut_refresh: BTreeSet::new(),
-            shortcut_holders: BTreeMap::new(),
+            shortcut_holders: HashMap::new(),
             shortcut_holders_len: 0,
         };
         engine.reselect_nhs(now);
