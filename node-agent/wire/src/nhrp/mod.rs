@@ -654,6 +654,10 @@ mod tests {
                 prop_assert_eq!(index.get(ty), parsed.find_extension(ty));
                 prop_assert_eq!(index.get(ty), repr.find_extension(ty));
             }
+            // The trusted emit writes the same bytes.
+            let mut trusted = std::vec![0u8; repr.buffer_len()];
+            prop_assert_eq!(repr.emit_trusted(&mut trusted), Ok(len));
+            prop_assert_eq!(&trusted[..], &buf[..len]);
             // A second emit of the parsed (wire-form) representation gives the same bytes.
             let parsed = Repr::parse(&p).unwrap();
             let mut again = std::vec![0u8; parsed.buffer_len()];
