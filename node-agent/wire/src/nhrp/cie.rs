@@ -132,7 +132,7 @@ impl<'a> Cie<'a> {
 
 impl<'a> Element<'a> for Cie<'a> {
     fn parse_one(buf: &'a [u8]) -> Result<(Self, usize)> {
-        let head = buf.get(..CIE_HEADER_LEN).ok_or(Error::Truncated)?;
+        let head: &[u8; CIE_HEADER_LEN] = buf.first_chunk().ok_or(Error::Truncated)?;
         let mut at = CIE_HEADER_LEN;
         let nbma = NbmaAddress::parse(buf.get(at..).unwrap_or_default(), head[field::NBMA_TL])?;
         at += nbma.address.len();
@@ -185,18 +185,26 @@ impl<'a> Element<'a> for Cie<'a> {
         self.emit_len(buf);
     }
 
-    /// Writes the CIE and returns its length, adding up its addresses as it writes them.
+    /// Writes the CIE and returns its length, adding up its addresses as it writes them;
+    /// the fixed part goes out as one 12-byte store.
     fn emit_len(&self, buf: &mut [u8]) -> usize {
-        buf[field::CODE] = self.code.into();
-        buf[field::PREFIX_LEN] = self.prefix_len;
-        buf[2..4].fill(0);
-        buf[field::MTU..field::MTU + 2].copy_from_slice(&self.mtu.to_be_bytes());
-        buf[field::HOLDING_TIME..field::HOLDING_TIME + 2]
-            .copy_from_slice(&self.holding_time.to_be_bytes());
-        buf[field::NBMA_TL] = self.nbma.type_len().unwrap_or(0);
-        buf[field::NBMA_SUB_TL] = self.nbma_sub.type_len().unwrap_or(0);
-        buf[field::PROTO_LEN] = self.proto.len_byte().unwrap_or(0);
-        buf[field::PREFERENCE] = self.preference;
+        let [mtu_hi, mtu_lo] = self.mtu.to_be_bytes();
+        let [hold_hi, hold_lo] = self.holding_time.to_be_bytes();
+        let head: [u8; CIE_HEADER_LEN] = [
+            self.code.into(),
+            self.prefix_len,
+            0,
+            0,
+            mtu_hi,
+            mtu_lo,
+            hold_hi,
+            hold_lo,
+            self.nbma.type_len().unwrap_or(0),
+            self.nbma_sub.type_len().unwrap_or(0),
+            self.proto.len_byte().unwrap_or(0),
+            self.preference,
+        ];
+        buf[..CIE_HEADER_LEN].copy_from_slice(&head);
         let mut at = CIE_HEADER_LEN;
         at += self.nbma.address.emit(&mut buf[at..]);
         at += self.nbma_sub.address.emit(&mut buf[at..]);
