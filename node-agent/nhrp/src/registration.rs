@@ -368,8 +368,10 @@ impl Engine {
         // extensions and authentication) on the stack.
         let mut reply_cies: SmallList<Cie<'_>, 4> = SmallList::new(Cie::request(0, 0, 0));
         let mut refused = 0;
+        // The number of registrations the peer holds, looked up once the first CIE needs it.
+        let mut owned_count = None;
         for cie in reg.cies.iter() {
-            let code = self.register_cie(now, peer, &cie);
+            let code = self.register_cie(now, peer, &cie, &mut owned_count);
             refused += u64::from(code != CieCode::Success);
             reply_cies.push(Cie { code, ..cie });
         }
@@ -426,7 +428,15 @@ impl Engine {
     }
 
     /// Registers one CIE of `peer`'s request and returns its code (RFC 2332 section 5.2.4).
-    fn register_cie(&mut self, now: Instant, peer: Peer, cie: &Cie<'_>) -> CieCode {
+    /// `owned_count` is the number of registrations `peer` holds, once a CIE looked it up;
+    /// this keeps it current for the next CIE of the request.
+    fn register_cie(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        cie: &Cie<'_>,
+        owned_count: &mut Option<usize>,
+    ) -> CieCode {
         let proto = match cie.proto {
             Address::Empty => Some(peer.tunnel),
             other => self.tunnel_ip(other),
@@ -458,7 +468,7 @@ impl Engine {
         let decided = self.cache.insert_with(prefix, |old, owners| {
             let owned =
                 old.is_some_and(|o| o.kind == EntryType::Registered && o.tunnel == peer.tunnel);
-            if !owned && owners.count(peer.tunnel) >= max {
+            if !owned && *owned_count.get_or_insert_with(|| owners.count(peer.tunnel)) >= max {
                 return Err(Refusal::Quota);
             }
             let mut created = now;
@@ -500,6 +510,13 @@ impl Engine {
             Err(Refusal::Code(code)) => return code,
             Ok(inserted) => inserted,
         };
+        if let Ok((old, _)) = inserted {
+            let owned =
+                old.is_some_and(|o| o.kind == EntryType::Registered && o.tunnel == peer.tunnel);
+            if !owned {
+                *owned_count = owned_count.map(|n| n + 1);
+            }
+        }
         match inserted {
             Err(_) => {
                 self.counters.cache_full += 1;
