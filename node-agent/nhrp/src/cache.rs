@@ -2,12 +2,12 @@
 //! and NBMA address, with a type, an expiry and flags; longest-prefix lookup for the
 //! dataplane; bounded size for the dynamic entries.
 
-use core::cmp::Reverse;
 use core::net::IpAddr;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::time::Instant;
 
-use crate::prefix::{Prefix, PrefixTable};
+use crate::expiry::{Schedule, TimerId};
+use crate::prefix::{Prefix, PrefixTable, TableSlot};
 
 /// Where a cache entry came from (Cisco `show ip nhrp` types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -83,24 +83,48 @@ pub struct CacheFull {
     pub limit: usize,
 }
 
+/// A cache entry with the handle of its expiry, if it expires.
+#[derive(Debug, Clone, Copy)]
+struct Stored {
+    entry: Entry,
+    timer: Option<TimerId>,
+}
+
+/// The number of registered entries of each owner, keyed by the host prefix of its tunnel
+/// address (whose hash is one word, where an `IpAddr`'s is three writes).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Owners(HashMap<Prefix, usize>);
+
+impl Owners {
+    /// The number of registered entries whose owner is `tunnel`.
+    pub(crate) fn count(&self, tunnel: IpAddr) -> usize {
+        self.0.get(&Prefix::host(tunnel)).copied().unwrap_or(0)
+    }
+
+    fn add(&mut self, tunnel: IpAddr) {
+        *self.0.entry(Prefix::host(tunnel)).or_default() += 1;
+    }
+
+    fn sub(&mut self, tunnel: IpAddr) {
+        let key = Prefix::host(tunnel);
+        if let Some(n) = self.0.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.0.remove(&key);
+            }
+        }
+    }
+}
+
 /// The NHRP cache.
 #[derive(Debug, Clone)]
 pub struct Cache {
-    table: PrefixTable<Entry>,
-    /// The expiry of each expiring entry, earliest on top. Deletion is lazy: an item whose
-    /// entry no longer expires at its time (replaced or removed) is stale, and is dropped
-    /// when it reaches the top ([`Cache::settle`] keeps the top live) or when the heap is
-    /// rebuilt, which happens once stale items outnumber the expiring entries. A refresh
-    /// then costs a push onto the heap rather than a removal and an insertion in an ordered
-    /// set.
-    expiry: BinaryHeap<Reverse<(Instant, Prefix)>>,
-    /// The number of entries that expire.
-    expiring: usize,
+    table: PrefixTable<Stored>,
+    /// When each expiring entry expires ([`crate::expiry`]).
+    expiry: Schedule,
     limit: usize,
     dynamic: usize,
-    /// The number of registered entries of each owner, keyed by the host prefix of its
-    /// tunnel address (whose hash is one word, where an `IpAddr`'s is three writes).
-    registered: HashMap<Prefix, usize>,
+    registered: Owners,
 }
 
 impl Cache {
@@ -108,11 +132,10 @@ impl Cache {
     pub fn new(limit: usize) -> Self {
         Cache {
             table: PrefixTable::new(),
-            expiry: BinaryHeap::new(),
-            expiring: 0,
+            expiry: Schedule::default(),
             limit,
             dynamic: 0,
-            registered: HashMap::new(),
+            registered: Owners::default(),
         }
     }
 
@@ -122,16 +145,57 @@ impl Cache {
     /// [`CacheFull`] when the entry is dynamic, `prefix` holds no dynamic entry yet and the
     /// cache holds its limit of dynamic entries; the cache is then unchanged.
     pub fn insert(&mut self, prefix: Prefix, entry: Entry) -> Result<Option<Entry>, CacheFull> {
-        // One lookup on the common path; the rare refusal undoes the insertion.
-        let old = self.table.insert(prefix, entry);
-        let replaces_dynamic = old.is_some_and(|old| old.kind.is_dynamic());
-        if entry.kind.is_dynamic() && !replaces_dynamic && self.dynamic >= self.limit {
-            match old {
-                Some(old) => self.table.insert(prefix, old),
-                None => self.table.remove(&prefix),
-            };
-            return Err(CacheFull { limit: self.limit });
+        match self.insert_with(prefix, |_, _| Ok::<_, core::convert::Infallible>(entry)) {
+            Ok(done) => done.map(|(old, _)| old),
+            Err(never) => match never {},
         }
+    }
+
+    /// Inserts or replaces the entry of `prefix` with the one `make` builds from the old
+    /// entry and the owner counts, with one lookup of `prefix`; `make` may refuse with its
+    /// own error, which leaves the cache unchanged. Returns the old entry and the new one.
+    ///
+    /// # Errors
+    /// `make`'s error as the outer `Err`; [`CacheFull`] as the inner one, as
+    /// [`Cache::insert`] returns it.
+    pub(crate) fn insert_with<E>(
+        &mut self,
+        prefix: Prefix,
+        make: impl FnOnce(Option<&Entry>, &Owners) -> Result<Entry, E>,
+    ) -> Result<Result<(Option<Entry>, Entry), CacheFull>, E> {
+        let (old, entry) = match self.table.slot(prefix) {
+            TableSlot::Occupied(mut o) => {
+                let stored = o.get_mut();
+                let old = stored.entry;
+                let entry = make(Some(&old), &self.registered)?;
+                if entry.kind.is_dynamic() && !old.kind.is_dynamic() && self.dynamic >= self.limit {
+                    return Ok(Err(CacheFull { limit: self.limit }));
+                }
+                stored.entry = entry;
+                stored.timer = match (entry.expires, stored.timer) {
+                    (Some(at), timer) => {
+                        Some(self.expiry.schedule(timer, prefix, at, entry.holdtime))
+                    }
+                    (None, Some(timer)) => {
+                        self.expiry.cancel(timer);
+                        None
+                    }
+                    (None, None) => None,
+                };
+                (Some(old), entry)
+            }
+            TableSlot::Vacant(v) => {
+                let entry = make(None, &self.registered)?;
+                if entry.kind.is_dynamic() && self.dynamic >= self.limit {
+                    return Ok(Err(CacheFull { limit: self.limit }));
+                }
+                let timer = entry
+                    .expires
+                    .map(|at| self.expiry.schedule(None, prefix, at, entry.holdtime));
+                v.insert(Stored { entry, timer });
+                (None, entry)
+            }
+        };
         if let Some(old) = &old {
             self.forget(old, Some(&entry));
         }
@@ -140,20 +204,9 @@ impl Cache {
         }
         // A refresh by the same owner leaves its count as it is.
         if entry.kind == EntryType::Registered && !old.is_some_and(|o| same_owner(&o, &entry)) {
-            *self
-                .registered
-                .entry(Prefix::host(entry.tunnel))
-                .or_default() += 1;
+            self.registered.add(entry.tunnel);
         }
-        if let Some(at) = entry.expires {
-            self.expiring += 1;
-            // Unless the old entry's item, still live, says the same.
-            if old.is_none_or(|old| old.expires != entry.expires) {
-                self.expiry.push(Reverse((at, prefix)));
-            }
-        }
-        self.settle(prefix);
-        Ok(old)
+        Ok(Ok((old, entry)))
     }
 
     /// Takes `old` out of the counts; `new` is the entry replacing it.
@@ -161,68 +214,31 @@ impl Cache {
         if old.kind.is_dynamic() {
             self.dynamic -= 1;
         }
-        if old.kind == EntryType::Registered
-            && !new.is_some_and(|new| same_owner(old, new))
-            && let Some(n) = self.registered.get_mut(&Prefix::host(old.tunnel))
-        {
-            *n -= 1;
-            if *n == 0 {
-                self.registered.remove(&Prefix::host(old.tunnel));
-            }
-        }
-        if old.expires.is_some() {
-            self.expiring -= 1;
-        }
-    }
-
-    /// Restores the invariants of `expiry` after the entry of `touched` changed: its top is
-    /// live, and stale items are at most as many as live ones (plus a little slack, so that
-    /// small caches do not rebuild often).
-    fn settle(&mut self, touched: Prefix) {
-        const SLACK: usize = 64;
-        if self.expiry.len() > 2 * self.expiring + SLACK {
-            let live: Vec<Reverse<(Instant, Prefix)>> = self
-                .table
-                .iter_unordered()
-                .filter_map(|(p, e)| e.expires.map(|at| Reverse((at, *p))))
-                .collect();
-            self.expiry = BinaryHeap::from(live);
-        }
-        // The top was live before the change, so it is still live unless it is the item of
-        // the entry that changed; the items below it may be stale.
-        let mut first = true;
-        while let Some(&Reverse((at, prefix))) = self.expiry.peek() {
-            let live = (first && prefix != touched)
-                || self
-                    .table
-                    .get(&prefix)
-                    .is_some_and(|e| e.expires == Some(at));
-            if live {
-                break;
-            }
-            first = false;
-            self.expiry.pop();
+        if old.kind == EntryType::Registered && !new.is_some_and(|new| same_owner(old, new)) {
+            self.registered.sub(old.tunnel);
         }
     }
 
     /// Removes the entry of `prefix`.
     pub fn remove(&mut self, prefix: &Prefix) -> Option<Entry> {
         let old = self.table.remove(prefix)?;
-        self.forget(&old, None);
-        self.settle(*prefix);
-        Some(old)
+        if let Some(timer) = old.timer {
+            self.expiry.cancel(timer);
+        }
+        self.forget(&old.entry, None);
+        Some(old.entry)
     }
 
     /// The entry of exactly `prefix`.
     pub fn get(&self, prefix: &Prefix) -> Option<&Entry> {
-        self.table.get(prefix)
+        self.table.get(prefix).map(|s| &s.entry)
     }
 
     /// Marks the shortcut of exactly `prefix` as used; false when there is none.
     pub(crate) fn mark_used(&mut self, prefix: &Prefix) -> bool {
         match self.table.get_mut(prefix) {
-            Some(e) if e.kind == EntryType::Shortcut => {
-                e.used = true;
+            Some(s) if s.entry.kind == EntryType::Shortcut => {
+                s.entry.used = true;
                 true
             }
             _ => false,
@@ -232,36 +248,31 @@ impl Cache {
     /// The entry of the longest prefix containing `addr`: where the dataplane sends a packet
     /// for `addr`.
     pub fn lookup(&self, addr: IpAddr) -> Option<(Prefix, &Entry)> {
-        self.table.longest_match(addr)
+        self.table.longest_match(addr).map(|(p, s)| (p, &s.entry))
     }
 
     /// The earliest expiry.
     pub fn next_expiry(&self) -> Option<Instant> {
-        self.expiry.peek().map(|Reverse((at, _))| *at)
+        self.expiry.next()
     }
 
-    /// Removes and returns the entries whose expiry is at or before `now`, earliest first.
+    /// Removes and returns the entries whose expiry is at or before `now`, earliest first
+    /// (in prefix order among equal expiries).
     pub fn expire(&mut self, now: Instant) -> Vec<(Prefix, Entry)> {
         let mut gone = Vec::new();
-        // The top is live: removing its entry makes it stale, and `remove` pops it.
-        while let Some(&Reverse((at, prefix))) = self.expiry.peek() {
-            if at > now {
-                break;
-            }
-            match self.remove(&prefix) {
-                Some(entry) => gone.push((prefix, entry)),
-                // Not reached while the top is live; popping keeps the loop finite.
-                None => {
-                    self.expiry.pop();
-                }
+        while let Some((prefix, at)) = self.expiry.pop_due(now) {
+            if let Some(old) = self.table.remove(&prefix) {
+                self.forget(&old.entry, None);
+                gone.push((at, prefix, old.entry));
             }
         }
-        gone
+        gone.sort_unstable_by_key(|(at, prefix, _)| (*at, *prefix));
+        gone.into_iter().map(|(_, p, e)| (p, e)).collect()
     }
 
     /// The entries in prefix order (sorted on each call: for show and configuration paths).
     pub fn iter(&self) -> impl Iterator<Item = (&Prefix, &Entry)> {
-        self.table.iter()
+        self.table.iter().map(|(p, s)| (p, &s.entry))
     }
 
     /// The number of entries.
@@ -276,10 +287,7 @@ impl Cache {
 
     /// The number of registered entries whose owner is `tunnel`.
     pub fn registered_by(&self, tunnel: IpAddr) -> usize {
-        self.registered
-            .get(&Prefix::host(tunnel))
-            .copied()
-            .unwrap_or(0)
+        self.registered.count(tunnel)
     }
 
     /// The number of dynamic entries.
@@ -351,7 +359,7 @@ mod tests {
     }
 
     #[test]
-    fn refreshes_expire_once_in_order_with_a_bounded_heap() {
+    fn refreshes_expire_once_in_order_with_a_bounded_schedule() {
         let now = Instant::now();
         let mut c = Cache::new(64);
         let hosts: Vec<Prefix> = (1..=20).map(|k| host(&format!("10.1.1.{k}"))).collect();
@@ -360,7 +368,7 @@ mod tests {
             for (k, p) in hosts.iter().enumerate() {
                 let e = entry(EntryType::Registered, now, Some(100 + round + k as u64));
                 c.insert(*p, e).unwrap();
-                assert!(c.expiry.len() <= 2 * c.expiring + 64);
+                assert!(c.expiry.held() <= 2 * c.expiry.live() + 64);
             }
         }
         // Replacing an entry with a static one leaves a stale item that must not expire it.

@@ -3,7 +3,7 @@
 use core::fmt;
 use core::net::IpAddr;
 use core::time::Duration;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
 
 use dmvpn_wire::nhrp::{
@@ -17,6 +17,7 @@ use crate::config::{Config, ConfigError, Role};
 use crate::counters::Counters;
 use crate::error::DropReason;
 use crate::prefix::Prefix;
+use crate::purge::Holders;
 use crate::registration::NhsState;
 use crate::resolution::PendingResolution;
 use crate::timer::{Timer, TimerTable};
@@ -177,8 +178,9 @@ pub(crate) struct Outbox {
 
 impl Outbox {
     /// Emits `repr` at the end of the buffer and queues it for `dst`; false, with nothing
-    /// queued, when the codec refuses it (the engine builds from validated addresses, so
-    /// this does not happen).
+    /// queued, when the codec refuses it (a message over 65535 bytes). The engine builds
+    /// replies from parsed parts, IP addresses and a validated password, which always fit
+    /// their length fields, so it emits them without the codec's checks of those.
     fn push(&mut self, dst: IpAddr, repr: &Repr<'_>) -> bool {
         if self.queue.is_empty() {
             self.bytes.clear();
@@ -186,7 +188,11 @@ impl Outbox {
         let start = self.bytes.len();
         let end = start + repr.buffer_len();
         self.bytes.resize(end, 0);
-        match self.bytes.get_mut(start..).map(|buf| repr.emit(buf)) {
+        match self
+            .bytes
+            .get_mut(start..end)
+            .map(|buf| repr.emit_trusted(buf))
+        {
             Some(Ok(_)) => {
                 self.queue.push_back((dst, start, end));
                 true
@@ -231,8 +237,10 @@ pub struct Engine {
     pub(crate) redirects: BTreeMap<(IpAddr, IpAddr), Instant>,
     /// When to check each shortcut for a refresh, in time order.
     pub(crate) shortcut_refresh: BTreeSet<(Instant, Prefix)>,
-    /// The NHS's record of who holds a shortcut for each registered prefix.
-    pub(crate) shortcut_holders: BTreeMap<Prefix, BTreeSet<IpAddr>>,
+    /// The NHS's record of who holds a shortcut for each registered prefix (hashed: it is
+    /// written on every resolution request; each prefix's holders stay sorted, so purges go
+    /// out in address order).
+    pub(crate) shortcut_holders: HashMap<Prefix, Holders>,
     /// The number of (prefix, holder) pairs in `shortcut_holders`.
     pub(crate) shortcut_holders_len: usize,
     /// The start of the current one-second window of Error Indications and how many went
@@ -325,7 +333,7 @@ impl Engine {
             redirects: BTreeMap::new(),
             error_window: None,
             shortcut_refresh: BTreeSet::new(),
-            shortcut_holders: BTreeMap::new(),
+            shortcut_holders: HashMap::new(),
             shortcut_holders_len: 0,
         };
         engine.reselect_nhs(now);

@@ -36,6 +36,7 @@ pub mod config;
 pub mod counters;
 mod engine;
 pub mod error;
+mod expiry;
 mod nhs;
 pub mod prefix;
 pub mod purge;

@@ -4,7 +4,7 @@
 use core::fmt;
 use core::hash::{Hash, Hasher};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::collections::HashMap;
+use std::collections::{HashMap, hash_map};
 
 /// An IPv4 or IPv6 prefix whose host bits are zero: `192.168.2.0/24`, `10.1.1.2/32`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -130,16 +130,19 @@ impl fmt::Display for Prefix {
 /// A map from prefixes to values with longest-prefix-match lookup.
 ///
 /// Hashed, so that the per-packet exact and longest-prefix lookups cost a hash each rather
-/// than a walk down a tree; a longest-prefix lookup probes each prefix length in use,
-/// longest first. The hash is std's randomly keyed SipHash, so that hostile registrations
-/// cannot aim at one bucket; its keys affect no output, because iteration sorts: it is in
-/// prefix order, and everything derived from it (show output, the multicast set) is
-/// deterministic. Iteration is for the show and configuration paths, not per packet.
+/// than a walk down a tree; a longest-prefix lookup probes only the prefix lengths in use,
+/// longest first, found in a bitmask. The hash is std's randomly keyed SipHash, so that
+/// hostile registrations cannot aim at one bucket; its keys affect no output, because
+/// iteration sorts: it is in prefix order, and everything derived from it (show output, the
+/// multicast set) is deterministic. Iteration is for the show and configuration paths, not
+/// per packet.
 #[derive(Debug, Clone)]
 pub struct PrefixTable<T> {
     map: HashMap<Prefix, T>,
     /// How many prefixes of each length (index = length) each family holds: `[v4, v6]`.
     lens: [[u32; 129]; 2],
+    /// The lengths in use of each family: bit `len % 64` of word `len / 64`.
+    used: [[u64; 3]; 2],
 }
 
 impl<T> Default for PrefixTable<T> {
@@ -147,12 +150,50 @@ impl<T> Default for PrefixTable<T> {
         PrefixTable {
             map: HashMap::new(),
             lens: [[0; 129]; 2],
+            used: [[0; 3]; 2],
         }
     }
 }
 
 fn family(addr: IpAddr) -> usize {
     usize::from(addr.is_ipv6())
+}
+
+/// The place of one prefix in a [`PrefixTable`], found with one hash: its value, or the
+/// vacancy to fill.
+pub(crate) enum TableSlot<'a, T> {
+    /// The prefix has a value.
+    Occupied(hash_map::OccupiedEntry<'a, Prefix, T>),
+    /// The prefix has none.
+    Vacant(Vacancy<'a, T>),
+}
+
+/// A prefix without a value in a [`PrefixTable`]; [`Vacancy::insert`] gives it one.
+pub(crate) struct Vacancy<'a, T> {
+    entry: hash_map::VacantEntry<'a, Prefix, T>,
+    count: &'a mut u32,
+    used: &'a mut [u64; 3],
+}
+
+impl<'a, T> Vacancy<'a, T> {
+    /// Inserts the value.
+    pub(crate) fn insert(self, value: T) -> &'a mut T {
+        let len = usize::from(self.entry.key().len);
+        *self.count += 1;
+        set_bit(self.used, len, true);
+        self.entry.insert(value)
+    }
+}
+
+fn set_bit(used: &mut [u64; 3], len: usize, on: bool) {
+    if let Some(word) = used.get_mut(len / 64) {
+        let bit = 1u64 << (len % 64);
+        if on {
+            *word |= bit;
+        } else {
+            *word &= !bit;
+        }
+    }
 }
 
 impl<T> PrefixTable<T> {
@@ -163,18 +204,38 @@ impl<T> PrefixTable<T> {
 
     /// Inserts or replaces the value of `prefix` and returns the old value.
     pub fn insert(&mut self, prefix: Prefix, value: T) -> Option<T> {
-        let old = self.map.insert(prefix, value);
-        if old.is_none() {
-            self.lens[family(prefix.addr)][usize::from(prefix.len)] += 1;
+        match self.slot(prefix) {
+            TableSlot::Occupied(mut o) => Some(o.insert(value)),
+            TableSlot::Vacant(v) => {
+                v.insert(value);
+                None
+            }
         }
-        old
+    }
+
+    /// The place of `prefix`, for a lookup that may end in an insertion or a replacement.
+    pub(crate) fn slot(&mut self, prefix: Prefix) -> TableSlot<'_, T> {
+        let f = family(prefix.addr);
+        match self.map.entry(prefix) {
+            hash_map::Entry::Occupied(o) => TableSlot::Occupied(o),
+            hash_map::Entry::Vacant(entry) => TableSlot::Vacant(Vacancy {
+                entry,
+                count: &mut self.lens[f][usize::from(prefix.len)],
+                used: &mut self.used[f],
+            }),
+        }
     }
 
     /// Removes `prefix` and returns its value.
     pub fn remove(&mut self, prefix: &Prefix) -> Option<T> {
         let old = self.map.remove(prefix);
         if old.is_some() {
-            self.lens[family(prefix.addr)][usize::from(prefix.len)] -= 1;
+            let (f, len) = (family(prefix.addr), usize::from(prefix.len));
+            let count = &mut self.lens[f][len];
+            *count -= 1;
+            if *count == 0 {
+                set_bit(&mut self.used[f], len, false);
+            }
         }
         old
     }
@@ -191,17 +252,24 @@ impl<T> PrefixTable<T> {
 
     /// The longest prefix that contains `addr`, with its value.
     pub fn longest_match(&self, addr: IpAddr) -> Option<(Prefix, &T)> {
-        let lens = &self.lens[family(addr)];
-        (0..=host_len(addr)).rev().find_map(|len| {
-            if lens[usize::from(len)] == 0 {
-                return None;
+        let used = &self.used[family(addr)];
+        for (w, &word) in used.iter().enumerate().rev() {
+            let mut bits = word;
+            while bits != 0 {
+                let bit = 63 - bits.leading_zeros();
+                bits &= !(1u64 << bit);
+                // At most 128 + 1 lengths: the bit index fits a u8.
+                let len = (w * 64) as u8 + bit as u8;
+                let p = Prefix {
+                    addr: mask(addr, len),
+                    len,
+                };
+                if let Some(v) = self.map.get(&p) {
+                    return Some((p, v));
+                }
             }
-            let p = Prefix {
-                addr: mask(addr, len),
-                len,
-            };
-            self.map.get(&p).map(|v| (p, v))
-        })
+        }
+        None
     }
 
     /// The number of prefixes.
@@ -212,11 +280,6 @@ impl<T> PrefixTable<T> {
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
-    }
-
-    /// The prefixes and values, in no particular order.
-    pub(crate) fn iter_unordered(&self) -> impl Iterator<Item = (&Prefix, &T)> {
-        self.map.iter()
     }
 
     /// The prefixes and values, in prefix order (sorted on each call).
@@ -283,6 +346,12 @@ mod tests {
         }
         assert_eq!(hit(&t, "192.168.2.9"), Some("24"));
         assert_eq!(hit(&t, "192.168.3.9"), Some("16"));
+        t.insert(p("fd00::7", 128), "v6 host");
+        t.insert(p("::", 0), "v6 default");
+        assert_eq!(hit(&t, "fd00::7"), Some("v6 host"));
+        assert_eq!(hit(&t, "fe80::1"), Some("v6 default"));
+        assert_eq!(t.remove(&p("::", 0)), Some("v6 default"));
+        assert_eq!(t.remove(&p("fd00::7", 128)), Some("v6 host"));
         assert_eq!(hit(&t, "10.0.0.1"), Some("default"));
         assert_eq!(hit(&t, "fd12::1"), Some("v6"));
         assert_eq!(hit(&t, "fe80::1"), None);

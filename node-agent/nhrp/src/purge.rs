@@ -22,6 +22,7 @@
 //! authentication extension before End. Replies echo the request.
 
 use core::net::IpAddr;
+use std::collections::{BTreeSet, hash_map};
 use std::time::Instant;
 
 use dmvpn_wire::Seq;
@@ -232,12 +233,14 @@ impl Engine {
         if self.shortcut_holders_len >= self.config.cache_limit {
             return;
         }
-        if self
-            .shortcut_holders
-            .entry(prefix)
-            .or_default()
-            .insert(requester)
-        {
+        let added = match self.shortcut_holders.entry(prefix) {
+            hash_map::Entry::Vacant(v) => {
+                v.insert(Holders::One(requester));
+                true
+            }
+            hash_map::Entry::Occupied(mut o) => o.get_mut().insert(requester),
+        };
+        if added {
             self.shortcut_holders_len += 1;
         }
     }
@@ -267,7 +270,7 @@ impl Engine {
             .as_ref()
             .map(|pw| [Extension::cleartext_password(pw.expose())]);
         let me = cfg.tunnel_address;
-        for (k, holder) in holders.into_iter().enumerate() {
+        for (k, holder) in holders.iter().enumerate() {
             let repr = Repr {
                 afn: family(cfg.nbma_address),
                 protocol_type: protocol(me),
@@ -286,5 +289,46 @@ impl Engine {
             };
             send(&mut self.outbox, &mut self.counters, holder, &repr);
         }
+    }
+}
+
+/// The requesters an NHS handed a shortcut for one prefix to, in address order: usually one,
+/// held inline.
+#[derive(Debug, Clone)]
+pub(crate) enum Holders {
+    /// A single holder.
+    One(IpAddr),
+    /// Two or more.
+    Many(BTreeSet<IpAddr>),
+}
+
+impl Holders {
+    /// Adds `holder`; false when it was there already.
+    fn insert(&mut self, holder: IpAddr) -> bool {
+        match self {
+            Holders::One(one) if *one == holder => false,
+            Holders::One(one) => {
+                *self = Holders::Many(BTreeSet::from([*one, holder]));
+                true
+            }
+            Holders::Many(set) => set.insert(holder),
+        }
+    }
+
+    /// The number of holders.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Holders::One(_) => 1,
+            Holders::Many(set) => set.len(),
+        }
+    }
+
+    /// The holders in address order.
+    fn iter(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        let (one, many) = match self {
+            Holders::One(one) => (Some(*one), None),
+            Holders::Many(set) => (None, Some(set.iter().copied())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
     }
 }

@@ -368,8 +368,10 @@ impl Engine {
         // extensions and authentication) on the stack.
         let mut reply_cies: SmallList<Cie<'_>, 4> = SmallList::new(Cie::request(0, 0, 0));
         let mut refused = 0;
+        // The number of registrations the peer holds, looked up once the first CIE needs it.
+        let mut owned_count = None;
         for cie in reg.cies.iter() {
-            let code = self.register_cie(now, peer, &cie);
+            let code = self.register_cie(now, peer, &cie, &mut owned_count);
             refused += u64::from(code != CieCode::Success);
             reply_cies.push(Cie { code, ..cie });
         }
@@ -426,7 +428,15 @@ impl Engine {
     }
 
     /// Registers one CIE of `peer`'s request and returns its code (RFC 2332 section 5.2.4).
-    fn register_cie(&mut self, now: Instant, peer: Peer, cie: &Cie<'_>) -> CieCode {
+    /// `owned_count` is the number of registrations `peer` holds, once a CIE looked it up;
+    /// this keeps it current for the next CIE of the request.
+    fn register_cie(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        cie: &Cie<'_>,
+        owned_count: &mut Option<usize>,
+    ) -> CieCode {
         let proto = match cie.proto {
             Address::Empty => Some(peer.tunnel),
             other => self.tunnel_ip(other),
@@ -453,54 +463,71 @@ impl Engine {
         if !allowed || cie.holding_time == 0 {
             return CieCode::AdministrativelyProhibited;
         }
-        let old = self.cache.get(&prefix).copied();
-        let owned = old.is_some_and(|o| o.kind == EntryType::Registered && o.tunnel == peer.tunnel);
-        if !owned && self.cache.registered_by(peer.tunnel) >= self.config.max_registrations_per_peer
-        {
-            self.counters.peer_quota_exceeded += 1;
-            return CieCode::InsufficientResources;
-        }
-        let mut created = now;
-        if let Some(old) = old {
-            match old.kind {
-                EntryType::Local | EntryType::Static => {
-                    return CieCode::AdministrativelyProhibited;
-                }
-                EntryType::Registered if old.expires.is_some_and(|at| at > now) => {
-                    let same = old.nbma == peer.nbma && old.tunnel == peer.tunnel;
-                    if !same && (old.unique || peer.unique) {
-                        return CieCode::UniqueAddressAlreadyRegistered;
+        let max = self.config.max_registrations_per_peer;
+        // One lookup of the prefix decides and inserts.
+        let decided = self.cache.insert_with(prefix, |old, owners| {
+            let owned =
+                old.is_some_and(|o| o.kind == EntryType::Registered && o.tunnel == peer.tunnel);
+            if !owned && *owned_count.get_or_insert_with(|| owners.count(peer.tunnel)) >= max {
+                return Err(Refusal::Quota);
+            }
+            let mut created = now;
+            if let Some(old) = old {
+                match old.kind {
+                    EntryType::Local | EntryType::Static => {
+                        return Err(Refusal::Code(CieCode::AdministrativelyProhibited));
                     }
-                    if same {
-                        created = old.created;
+                    EntryType::Registered if old.expires.is_some_and(|at| at > now) => {
+                        let same = old.nbma == peer.nbma && old.tunnel == peer.tunnel;
+                        if !same && (old.unique || peer.unique) {
+                            return Err(Refusal::Code(CieCode::UniqueAddressAlreadyRegistered));
+                        }
+                        if same {
+                            created = old.created;
+                        }
                     }
+                    _ => {}
                 }
-                _ => {}
+            }
+            Ok(Entry {
+                kind: EntryType::Registered,
+                tunnel: peer.tunnel,
+                nbma: peer.nbma,
+                claimed_nbma: claimed,
+                created,
+                expires: Some(now + Duration::from_secs(u64::from(cie.holding_time))),
+                holdtime: cie.holding_time,
+                unique: peer.unique,
+                request_id: peer.request_id,
+                used: false,
+            })
+        });
+        let inserted = match decided {
+            Err(Refusal::Quota) => {
+                self.counters.peer_quota_exceeded += 1;
+                return CieCode::InsufficientResources;
+            }
+            Err(Refusal::Code(code)) => return code,
+            Ok(inserted) => inserted,
+        };
+        if let Ok((old, _)) = inserted {
+            let owned =
+                old.is_some_and(|o| o.kind == EntryType::Registered && o.tunnel == peer.tunnel);
+            if !owned {
+                *owned_count = owned_count.map(|n| n + 1);
             }
         }
-        let entry = Entry {
-            kind: EntryType::Registered,
-            tunnel: peer.tunnel,
-            nbma: peer.nbma,
-            claimed_nbma: claimed,
-            created,
-            expires: Some(now + Duration::from_secs(u64::from(cie.holding_time))),
-            holdtime: cie.holding_time,
-            unique: peer.unique,
-            request_id: peer.request_id,
-            used: false,
-        };
-        match self.cache.insert(prefix, entry) {
+        match inserted {
             Err(_) => {
                 self.counters.cache_full += 1;
                 self.event(Event::CacheFull { prefix });
                 CieCode::InsufficientResources
             }
-            Ok(None) => {
+            Ok((None, entry)) => {
                 self.event(Event::CacheAdded { prefix, entry });
                 CieCode::Success
             }
-            Ok(Some(old)) => {
+            Ok((Some(old), entry)) => {
                 let changed = old.kind != entry.kind
                     || old.tunnel != entry.tunnel
                     || old.nbma != entry.nbma
@@ -513,6 +540,14 @@ impl Engine {
             }
         }
     }
+}
+
+/// Why [`Engine::register_cie`] refused a CIE before touching the cache.
+enum Refusal {
+    /// The peer holds its quota of registrations.
+    Quota,
+    /// Another reason, with its code.
+    Code(CieCode),
 }
 
 /// Who sent a registration request.

@@ -13,6 +13,17 @@ pub trait Element<'a>: Sized {
     /// Any [`Error`] of the element's format.
     fn parse_one(buf: &'a [u8]) -> Result<(Self, usize)>;
 
+    /// Checks the element at the start of `buf` as [`Element::parse_one`] does, with the same
+    /// error, and returns the number of bytes it takes, for [`Seq::parse`], which validates
+    /// a list that is parsed again when iterated. The default parses; an element may only
+    /// walk its lengths.
+    ///
+    /// # Errors
+    /// The error [`Element::parse_one`] returns for `buf`.
+    fn validate(buf: &'a [u8]) -> Result<usize> {
+        Self::parse_one(buf).map(|(_, used)| used)
+    }
+
     /// Parses the element at the start of bytes that [`Seq::parse`] already validated, for
     /// iteration. An element that holds a list of its own may skip validating it again (the
     /// NHRP extensions holding CIEs): the default parses as [`Element::parse_one`]. Must
@@ -63,7 +74,7 @@ impl<'a, T: Element<'a> + Clone> Seq<'a, T> {
     pub fn parse(buf: &'a [u8]) -> Result<Self> {
         let mut rest = buf;
         while !rest.is_empty() {
-            let (_, used) = T::parse_one(rest)?;
+            let used = T::validate(rest)?;
             if used == 0 || used > rest.len() {
                 return Err(Error::BadLength);
             }

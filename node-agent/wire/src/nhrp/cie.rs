@@ -132,7 +132,7 @@ impl<'a> Cie<'a> {
 
 impl<'a> Element<'a> for Cie<'a> {
     fn parse_one(buf: &'a [u8]) -> Result<(Self, usize)> {
-        let head = buf.get(..CIE_HEADER_LEN).ok_or(Error::Truncated)?;
+        let head: &[u8; CIE_HEADER_LEN] = buf.first_chunk().ok_or(Error::Truncated)?;
         let mut at = CIE_HEADER_LEN;
         let nbma = NbmaAddress::parse(buf.get(at..).unwrap_or_default(), head[field::NBMA_TL])?;
         at += nbma.address.len();
@@ -158,6 +158,23 @@ impl<'a> Element<'a> for Cie<'a> {
         Ok((cie, at))
     }
 
+    /// Walks the lengths of the CIE in the order [`Element::parse_one`] reads them, so
+    /// that it fails with the same error, without building the addresses.
+    fn validate(buf: &'a [u8]) -> Result<usize> {
+        let head = buf.get(..CIE_HEADER_LEN).ok_or(Error::Truncated)?;
+        let (_, nbma) = NbmaAddress::split_type_len(head[field::NBMA_TL])?;
+        let mut end = CIE_HEADER_LEN + nbma;
+        if end > buf.len() {
+            return Err(Error::Truncated);
+        }
+        let (_, sub) = NbmaAddress::split_type_len(head[field::NBMA_SUB_TL])?;
+        end += sub + usize::from(head[field::PROTO_LEN]);
+        if end > buf.len() {
+            return Err(Error::Truncated);
+        }
+        Ok(end)
+    }
+
     fn wire_len(&self) -> usize {
         CIE_HEADER_LEN + self.nbma.address.len() + self.nbma_sub.address.len() + self.proto.len()
     }
@@ -168,18 +185,26 @@ impl<'a> Element<'a> for Cie<'a> {
         self.emit_len(buf);
     }
 
-    /// Writes the CIE and returns its length, adding up its addresses as it writes them.
+    /// Writes the CIE and returns its length, adding up its addresses as it writes them;
+    /// the fixed part goes out as one 12-byte store.
     fn emit_len(&self, buf: &mut [u8]) -> usize {
-        buf[field::CODE] = self.code.into();
-        buf[field::PREFIX_LEN] = self.prefix_len;
-        buf[2..4].fill(0);
-        buf[field::MTU..field::MTU + 2].copy_from_slice(&self.mtu.to_be_bytes());
-        buf[field::HOLDING_TIME..field::HOLDING_TIME + 2]
-            .copy_from_slice(&self.holding_time.to_be_bytes());
-        buf[field::NBMA_TL] = self.nbma.type_len().unwrap_or(0);
-        buf[field::NBMA_SUB_TL] = self.nbma_sub.type_len().unwrap_or(0);
-        buf[field::PROTO_LEN] = self.proto.len_byte().unwrap_or(0);
-        buf[field::PREFERENCE] = self.preference;
+        let [mtu_hi, mtu_lo] = self.mtu.to_be_bytes();
+        let [hold_hi, hold_lo] = self.holding_time.to_be_bytes();
+        let head: [u8; CIE_HEADER_LEN] = [
+            self.code.into(),
+            self.prefix_len,
+            0,
+            0,
+            mtu_hi,
+            mtu_lo,
+            hold_hi,
+            hold_lo,
+            self.nbma.type_len().unwrap_or(0),
+            self.nbma_sub.type_len().unwrap_or(0),
+            self.proto.len_byte().unwrap_or(0),
+            self.preference,
+        ];
+        buf[..CIE_HEADER_LEN].copy_from_slice(&head);
         let mut at = CIE_HEADER_LEN;
         at += self.nbma.address.emit(&mut buf[at..]);
         at += self.nbma_sub.address.emit(&mut buf[at..]);
@@ -212,6 +237,15 @@ mod tests {
         let mut out = [0xffu8; 20];
         expected.emit_one(&mut out);
         assert_eq!(out, bytes);
+    }
+
+    proptest::proptest! {
+        /// Validating a CIE gives the same length or error as parsing it.
+        #[test]
+        fn validate_agrees_with_parse(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let parsed = Cie::parse_one(&bytes).map(|(_, used)| used);
+            proptest::prop_assert_eq!(Cie::validate(&bytes), parsed);
+        }
     }
 
     #[test]

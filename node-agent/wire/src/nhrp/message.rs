@@ -258,8 +258,11 @@ impl<'a, F: Copy + Into<u16> + From<u16>> CommonHeader<'a, F> {
         }
     }
 
-    fn emit(&self, buf: &mut [u8]) -> Result<usize> {
-        if let Seq::Items(cies) = self.cies {
+    /// Writes the common header and the CIEs, checking the CIEs first when `check` is set.
+    fn emit(&self, buf: &mut [u8], check: bool) -> Result<usize> {
+        if let Seq::Items(cies) = self.cies
+            && check
+        {
             cies.iter().try_for_each(Cie::check)?;
         }
         let at = self.fields().emit(buf)?;
@@ -377,17 +380,18 @@ impl<'a> Message<'a> {
 
     /// Writes `ar$op.type`, `ar$shtl`, `ar$sstl` and the mandatory part into the message
     /// buffer `buf` (from `ar$afn`, at least `20 + wire_len()` long) and returns the offset
-    /// after the mandatory part.
+    /// after the mandatory part. The CIEs are checked to fit their length fields when
+    /// `check` is set, else written truncated.
     ///
     /// # Errors
     /// [`Error::Unrepresentable`] for an address that does not fit its length field, or an
     /// `Unknown` message whose operation is a known type.
-    pub(super) fn emit(&self, buf: &mut [u8]) -> Result<usize> {
+    pub(super) fn emit(&self, buf: &mut [u8], check: bool) -> Result<usize> {
         buf[field::OPERATION] = self.operation().into();
         match self {
-            Message::ResolutionRequest(h) | Message::ResolutionReply(h) => h.emit(buf),
-            Message::RegistrationRequest(h) | Message::RegistrationReply(h) => h.emit(buf),
-            Message::PurgeRequest(h) | Message::PurgeReply(h) => h.emit(buf),
+            Message::ResolutionRequest(h) | Message::ResolutionReply(h) => h.emit(buf, check),
+            Message::RegistrationRequest(h) | Message::RegistrationReply(h) => h.emit(buf, check),
+            Message::PurgeRequest(h) | Message::PurgeReply(h) => h.emit(buf, check),
             Message::ErrorIndication(e) => {
                 let at = e.fields().emit(buf)?;
                 buf[at..at + e.packet.len()].copy_from_slice(e.packet);

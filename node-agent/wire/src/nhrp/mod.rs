@@ -137,11 +137,36 @@ impl<'a> Repr<'a> {
     /// [`Message::Unknown`] with a known operation.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
         let len = self.buffer_len();
-        let size = u16::try_from(len).map_err(|_| Error::Unrepresentable)?;
+        u16::try_from(len).map_err(|_| Error::Unrepresentable)?;
         let buf = buf.get_mut(..len).ok_or(Error::BufferTooSmall)?;
         if let Some(Seq::Items(exts)) = self.extensions {
             exts.iter().try_for_each(Extension::check)?;
         }
+        self.emit_into(buf, true)
+    }
+
+    /// Writes the message into `buf`, which its caller sized to [`Repr::buffer_len`] (so
+    /// that the length is computed once), without [`Repr::emit`]'s checks that each
+    /// extension and CIE fits its length fields: for a message built from parsed parts and
+    /// IP addresses, which always fit. A part that does not fit is written truncated to its
+    /// field, as [`Extension::check`] describes; the message length is still checked.
+    ///
+    /// # Errors
+    /// [`Error::Unrepresentable`] for a message longer than 65535 bytes, a common-header
+    /// address longer than its length field allows, or a [`Message::Unknown`] with a known
+    /// operation.
+    ///
+    /// # Panics
+    /// When `buf` is shorter than [`Repr::buffer_len`].
+    pub fn emit_trusted(&self, buf: &mut [u8]) -> Result<usize> {
+        self.emit_into(buf, false)
+    }
+
+    /// Writes the message into `buf`, exactly [`Repr::buffer_len`] long; `check` checks the
+    /// CIEs of the mandatory part.
+    fn emit_into(&self, buf: &mut [u8], check: bool) -> Result<usize> {
+        let len = buf.len();
+        let size = u16::try_from(len).map_err(|_| Error::Unrepresentable)?;
         buf[field::AFN].copy_from_slice(&u16::from(self.afn).to_be_bytes());
         buf[field::PROTOCOL_TYPE].copy_from_slice(&self.protocol_type.to_be_bytes());
         buf[field::PROTOCOL_SNAP].copy_from_slice(&self.protocol_snap);
@@ -149,7 +174,7 @@ impl<'a> Repr<'a> {
         buf[field::PACKET_SIZE].copy_from_slice(&size.to_be_bytes());
         buf[field::CHECKSUM].fill(0);
         buf[field::VERSION] = header::VERSION;
-        let at = self.message.emit(buf)?;
+        let at = self.message.emit(buf, check)?;
         let extoff = match self.extensions {
             None => 0,
             Some(exts) => {
@@ -629,6 +654,10 @@ mod tests {
                 prop_assert_eq!(index.get(ty), parsed.find_extension(ty));
                 prop_assert_eq!(index.get(ty), repr.find_extension(ty));
             }
+            // The trusted emit writes the same bytes.
+            let mut trusted = std::vec![0u8; repr.buffer_len()];
+            prop_assert_eq!(repr.emit_trusted(&mut trusted), Ok(len));
+            prop_assert_eq!(&trusted[..], &buf[..len]);
             // A second emit of the parsed (wire-form) representation gives the same bytes.
             let parsed = Repr::parse(&p).unwrap();
             let mut again = std::vec![0u8; parsed.buffer_len()];
