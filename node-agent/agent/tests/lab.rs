@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use dmvpn_testkit::capture::Capture;
+use dmvpn_testkit::judge::judge;
+use dmvpn_testkit::keylog::KeyLog;
 use dmvpn_testkit::netns::{Netns, Signal, is_root};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_dmvpn-agent");
@@ -32,7 +35,7 @@ struct Site {
 struct Lab {
     // Dropped last: the routers' veths end on its bridge.
     sites: Vec<Site>,
-    _inet: Netns,
+    inet: Netns,
     dir: PathBuf,
 }
 
@@ -102,11 +105,7 @@ impl Lab {
                 pid: None,
             });
         }
-        let mut lab = Lab {
-            sites,
-            _inet: inet,
-            dir,
-        };
+        let mut lab = Lab { sites, inet, dir };
         for i in 0..SITES.len() {
             lab.start(i);
         }
@@ -472,4 +471,54 @@ fn a_wrong_pre_shared_key_brings_no_sa_and_a_clear_warning() {
     }
     assert!(lab.stat(HUB, "ike_auth_failures") >= 1, "{}", lab.log(HUB));
     assert!(!lab.ping(SPOKE1, HUB, 1));
+}
+
+/// The three key logs in one, each SA once.
+fn merged_key_log(lab: &Lab) -> KeyLog {
+    let mut all = KeyLog::default();
+    for site in &lab.sites {
+        let text = std::fs::read_to_string(&site.key_log).unwrap();
+        let log = KeyLog::from_json(&text).unwrap();
+        for k in log.ike_sas {
+            if !all
+                .ike_sas
+                .iter()
+                .any(|a| a.spi_i == k.spi_i && a.spi_r == k.spi_r)
+            {
+                all.ike_sas.push(k);
+            }
+        }
+        for k in log.esp_sas {
+            if !all.esp_sas.iter().any(|a| a.spi == k.spi && a.dst == k.dst) {
+                all.esp_sas.push(k);
+            }
+        }
+    }
+    all
+}
+
+#[test]
+fn a_capture_of_the_underlay_decrypts_with_the_agents_key_logs() {
+    if skip_without_root() || Command::new("tshark").arg("-v").output().is_err() {
+        eprintln!("SKIPPED: needs tshark and tcpdump");
+        return;
+    }
+    let lab = Lab::new("judge", |_, c| c);
+    let capture = Capture::start(&lab.inet, "inet", &lab.dir.join("underlay.pcap")).unwrap();
+    assert!(lab.registered(SPOKE1, Duration::from_secs(5)));
+    assert!(lab.registered(SPOKE2, Duration::from_secs(5)));
+    assert!(lab.ping(SPOKE1, SPOKE2, 1));
+    assert!(lab.wait_log(SPOKE1, Duration::from_secs(1), &["Shortcut"]));
+    assert!(lab.ping(SPOKE1, SPOKE2, 5));
+    assert!(lab.wait_ike(SPOKE1, "198.18.0.3:4500", Duration::from_secs(1)));
+    let pcap = capture.stop().unwrap();
+    let keys = merged_key_log(&lab);
+    let report = judge(&pcap, &keys).unwrap_or_else(|e| panic!("{e}"));
+    // The capture starts as the agents do, so the hub's IKE SAs may be up before it; the
+    // spokes' direct IKE_AUTH exchange (two messages) is always in it. All IKE decrypts, and
+    // the ESP of the pings and of NHRP has every ICV good.
+    assert!(report.ike_encrypted >= 2, "{report:?}");
+    assert_eq!(report.ike_decrypted, report.ike_encrypted, "{report:?}");
+    assert!(report.esp_packets >= 20, "{report:?}");
+    assert_eq!(report.esp_icv_good, report.esp_packets, "{report:?}");
 }
