@@ -15,13 +15,15 @@
 #   e2e/lab.sh down    stop the agents (by the PIDs kept in the state dir), delete it all
 #
 # Needs root. Uses the release build of dmvpn-agent (built if missing). The state (agent
-# configs, PIDs, logs) lives in $DMVPN_LAB_STATE (default /run/dmvpn-lab).
+# configs, PIDs, logs, key logs for decrypting captures) lives in $DMVPN_LAB_STATE (default
+# /run/dmvpn-lab).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 state=${DMVPN_LAB_STATE:-/run/dmvpn-lab}
 agent=${DMVPN_AGENT:-$repo/target/release/dmvpn-agent}
+dmvpnctl=${DMVPNCTL:-$(dirname "$agent")/dmvpnctl}
 sites=(hub spoke1 spoke2)
 prefix=dmvpn-lab
 
@@ -36,23 +38,18 @@ need_root() {
     fi
 }
 
-# The lab's config of a site: e2e/lab/<site>.yaml, without its ipsec section while the agent
-# has no IKEv2 (it then runs GRE-in-UDP and says so), admin socket in the state dir.
+# The lab's config of a site: e2e/lab/<site>.yaml as it is (IKEv2 with the pre-shared key of
+# e2e/lab/dmvpn.psk, copied beside it, and ESP-in-UDP), its admin socket in the state dir.
 write_config() {
     local site=$1
-    awk -v sock="$state/$site.sock" '
-        /^ipsec:/ { skip = 1; next }
-        skip && /^[^ #]/ { skip = 0 }
-        skip { next }
-        /^  socket:/ { print "  socket: " sock; next }
-        { print }
-    ' "$here/lab/$site.yaml" >"$state/$site.yaml"
+    install -m 0600 "$here/lab/dmvpn.psk" "$state/dmvpn.psk"
+    sed "s|^  socket:.*|  socket: $state/$site.sock|" "$here/lab/$site.yaml" >"$state/$site.yaml"
 }
 
 build() {
-    if [ ! -x "$agent" ]; then
-        echo "== building the release dmvpn-agent"
-        (cd "$repo" && cargo build -q --release -p dmvpn-agent --bin dmvpn-agent)
+    if [ ! -x "$agent" ] || [ ! -x "$dmvpnctl" ]; then
+        echo "== building the release dmvpn-agent and dmvpnctl"
+        (cd "$repo" && cargo build -q --release -p dmvpn-agent --bins)
     fi
 }
 
@@ -60,7 +57,7 @@ start_agent() {
     local site=$1
     : >"$state/$site.log"
     ip netns exec "$prefix-$site" "$agent" run --config "$state/$site.yaml" \
-        >>"$state/$site.log" 2>&1 &
+        --key-log "$state/$site.keys.json" >>"$state/$site.log" 2>&1 &
     echo $! >"$state/$site.pid"
 }
 
@@ -78,10 +75,10 @@ wait_log() {
 show() {
     local site
     for site in "${sites[@]}"; do
-        echo "--- $site: routes into the tunnel (proto 212), NHRP lines of the log"
+        echo "--- $site: show dmvpn, show crypto ikev2 sa, routes into the tunnel (proto 212)"
+        "$dmvpnctl" --socket "$state/$site.sock" show dmvpn | sed 's/^/    /' || true
+        "$dmvpnctl" --socket "$state/$site.sock" show crypto ikev2 sa | sed 's/^/    /' || true
         inns "$prefix-$site" ip route show proto 212 | sed 's/^/    /'
-        grep -E "registered with NHS|NHRP cache entry|route (added|removed)" "$state/$site.log" \
-            | sed -E 's/\x1b\[[0-9;]*m//g; s/^/    /' | tail -n 8 || true
     done
 }
 

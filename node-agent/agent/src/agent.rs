@@ -2,6 +2,7 @@
 //! socket and the routing table, and drives the router until SIGTERM or SIGINT, after which
 //! it purges its NHRP registrations, removes its routes and closes the device.
 
+use core::net::SocketAddr;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -10,12 +11,13 @@ use dmvpn_crds::DmvpnNodeSpec;
 use dmvpn_dataplane::os::linux::{
     DEFAULT_ROUTE_PROTOCOL, LinuxRoutes, LinuxTun, LinuxUdp, MAIN_TABLE,
 };
-use dmvpn_dataplane::{Forwarder, GreInUdp, Protection};
+use dmvpn_dataplane::{EspInUdp, Forwarder, GreInUdp, Protection};
 use dmvpn_nhrp::{Engine, SplitMix64};
+use dmvpn_wire::udp_encap::IKE_PORT;
 use ring::rand::SecureRandom;
 
 use crate::driver::{DeviceInfo, Driver, Os};
-use crate::ipsec::Unprotected;
+use crate::ipsec::{IkeKeys, IpsecError, IpsecSettings, KeyExchange, KeyLogFile, Unprotected};
 use crate::settings::{Settings, SettingsError};
 
 /// The exit code of a configuration the agent refuses.
@@ -84,24 +86,37 @@ pub struct RunOptions {
     pub key_log: Option<PathBuf>,
 }
 
-/// Loads and checks the configuration of `path`.
+/// Loads and checks the configuration of `path`, reading the pre-shared key file of its
+/// `ipsec` section (kept for the IKE engine only when `key_log` is set).
 ///
 /// # Errors
 /// [`AgentError::Config`], [`AgentError::Settings`] or [`AgentError::Unsupported`].
-pub fn load(path: &Path) -> Result<(DmvpnNodeSpec, Settings), AgentError> {
+pub fn load(
+    path: &Path,
+    key_log: bool,
+) -> Result<(DmvpnNodeSpec, Settings, Option<IpsecSettings>), AgentError> {
     let spec = DmvpnNodeSpec::load(path)?;
-    if spec.ipsec.is_some() {
-        return Err(AgentError::Unsupported {
-            what: "ipsec: this build has no IKEv2 engine yet; remove the `ipsec` section to \
-                   run GRE-in-UDP without protection (tests and labs only)",
-            file: path.to_owned(),
-        });
-    }
     let settings = Settings::from_spec(&spec).map_err(|error| AgentError::Settings {
         error,
         file: path.to_owned(),
     })?;
-    Ok((spec, settings))
+    let ipsec = spec
+        .ipsec
+        .as_ref()
+        .map(|i| IpsecSettings::from_spec(i, settings.underlay, key_log))
+        .transpose()
+        .map_err(|e| match e {
+            IpsecError::Key(e) => AgentError::Config(e),
+            IpsecError::Engine(e) => AgentError::Settings {
+                error: SettingsError::Ipsec(e),
+                file: path.to_owned(),
+            },
+            IpsecError::Unsupported(what) => AgentError::Unsupported {
+                what,
+                file: path.to_owned(),
+            },
+        })?;
+    Ok((spec, settings, ipsec))
 }
 
 /// A seed for the NHRP engine's request IDs and jitter, from the OS's random source.
@@ -121,26 +136,48 @@ fn seed() -> Result<u64, AgentError> {
 /// # Errors
 /// [`AgentError`]; see [`AgentError::exit_code`].
 pub fn run(options: &RunOptions) -> Result<(), AgentError> {
-    let (_spec, settings) = load(&options.config)?;
-    if settings.insecure {
-        tracing::warn!(
-            "INSECURE: no ipsec section, GRE-in-UDP goes unencrypted and unauthenticated; \
-             for tests and labs only"
-        );
-    }
-    if let Some(path) = &options.key_log {
-        tracing::info!(path = %path.display(), "no IPsec: the key log stays unwritten");
+    let (spec, settings, ipsec) = load(&options.config, options.key_log.is_some())?;
+    match &ipsec {
+        None => {
+            tracing::warn!(
+                "INSECURE: no ipsec section, GRE-in-UDP goes unencrypted and unauthenticated; \
+                 for tests and labs only"
+            );
+            if let Some(path) = &options.key_log {
+                tracing::info!(path = %path.display(), "no IPsec: the key log stays unwritten");
+            }
+        }
+        Some(_) => {
+            if spec.ipsec.as_ref().is_some_and(|i| !i.force_udp_encap) {
+                tracing::info!(
+                    "ESP travels in UDP 4500 (RFC 3948) whatever forceUdpEncap says: the \
+                     userspace dataplane has no raw ESP socket"
+                );
+            }
+            if let Some(path) = &options.key_log {
+                tracing::warn!(path = %path.display(), "writing IKE and ESP keys to the key log (tests only)");
+            }
+        }
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(os("starting the runtime"))?;
-    runtime.block_on(serve(settings))
+    runtime.block_on(serve(
+        settings,
+        ipsec,
+        options.key_log.clone(),
+        spec.admin.socket.clone(),
+    ))
 }
 
-async fn serve(settings: Settings) -> Result<(), AgentError> {
+async fn serve(
+    settings: Settings,
+    ipsec: Option<IpsecSettings>,
+    key_log: Option<PathBuf>,
+    admin: PathBuf,
+) -> Result<(), AgentError> {
     let now = Instant::now();
-    let protection = GreInUdp::default();
     let tun = LinuxTun::create(
         &settings.interface,
         settings.tunnel_address,
@@ -149,8 +186,6 @@ async fn serve(settings: Settings) -> Result<(), AgentError> {
     )
     .map_err(os(format!("creating TUN device {}", settings.interface)))?;
     let ifindex = tun.if_index().map_err(os("reading the TUN ifindex"))?;
-    let local = core::net::SocketAddr::new(settings.underlay, protection.port());
-    let udp = LinuxUdp::bind(local).map_err(os(format!("binding UDP {local}")))?;
     let routes = LinuxRoutes::connect(DEFAULT_ROUTE_PROTOCOL, MAIN_TABLE)
         .map_err(os("opening rtnetlink"))?;
     let engine =
@@ -160,26 +195,86 @@ async fn serve(settings: Settings) -> Result<(), AgentError> {
                 source: io::Error::other(e.to_string()),
             }
         })?;
-    let fwd = Forwarder::new(settings.forwarder.clone(), engine, protection).map_err(|e| {
-        AgentError::Os {
-            what: "starting the forwarder".into(),
-            source: io::Error::other(e.to_string()),
-        }
-    })?;
     let device = DeviceInfo {
         interface: settings.interface.clone(),
         ifindex,
         mtu: settings.mtu,
         insecure: settings.insecure,
     };
-    let mut driver = Driver::new(fwd, Unprotected, Os { tun, udp, routes }, device, now);
+    let bind = |port: u16| {
+        let local = SocketAddr::new(settings.underlay, port);
+        LinuxUdp::bind(local).map_err(os(format!("binding UDP {local}")))
+    };
+    match ipsec {
+        None => {
+            let protection = GreInUdp::default();
+            let udp = bind(protection.port())?;
+            let fwd = forwarder(&settings, engine, protection)?;
+            let driver = Driver::new(fwd, Unprotected, Os { tun, udp, routes }, device, now);
+            drive(driver, &settings, admin, now).await
+        }
+        Some(ipsec) => {
+            let protection = EspInUdp::new(ipsec.mode, settings.underlay);
+            let udp = bind(protection.port())?;
+            let ike_socket = bind(IKE_PORT)?;
+            let ike = dmvpn_ike::Engine::new(ipsec.ike, Box::new(dmvpn_ike::SystemRng::new()), now)
+                .map_err(|e| AgentError::Os {
+                    what: "starting IKE".into(),
+                    source: io::Error::other(e.to_string()),
+                })?;
+            let keys = IkeKeys::new(ike, ike_socket, key_log.map(KeyLogFile::new));
+            let fwd = forwarder(&settings, engine, protection)?;
+            let driver = Driver::new(fwd, keys, Os { tun, udp, routes }, device, now);
+            drive(driver, &settings, admin, now).await
+        }
+    }
+}
+
+fn forwarder<P: Protection>(
+    settings: &Settings,
+    engine: Engine,
+    protection: P,
+) -> Result<Forwarder<P>, AgentError> {
+    Forwarder::new(settings.forwarder.clone(), engine, protection).map_err(|e| AgentError::Os {
+        what: "starting the forwarder".into(),
+        source: io::Error::other(e.to_string()),
+    })
+}
+
+/// Starts the driver, serves the admin socket beside it, and runs until SIGTERM or SIGINT.
+async fn drive<P, K>(
+    mut driver: Driver<P, K, LinuxTun, LinuxUdp, LinuxRoutes>,
+    settings: &Settings,
+    admin: PathBuf,
+    now: Instant,
+) -> Result<(), AgentError>
+where
+    P: Protection,
+    K: KeyExchange<P>,
+{
     driver.start(now).await.map_err(os("applying routes"))?;
+    let (clears, mut clear_rx) = tokio::sync::mpsc::channel(4);
+    let server = crate::admin::AdminServer::bind(&admin)
+        .map_err(os(format!("binding the admin socket {}", admin.display())))?;
+    let snapshots = driver.snapshot_channel();
+    tokio::spawn(async move {
+        if let Err(e) = server.run(snapshots, clears).await {
+            tracing::error!(error = %e, "admin socket failed");
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(c) = clear_rx.recv().await {
+            tracing::warn!(command = ?c, "clear commands are not carried out by this build yet");
+        }
+    });
     tracing::info!(
         interface = %settings.interface,
         tunnel = %settings.tunnel_address,
-        underlay = %local,
+        underlay = %settings.underlay,
         mtu = settings.mtu,
         role = ?settings.nhrp.role,
+        ipsec = !settings.insecure,
+        admin = %admin.display(),
         "started"
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

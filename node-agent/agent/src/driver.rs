@@ -22,6 +22,7 @@ use std::time::Instant;
 use dmvpn_dataplane::os::{OsRoute, RouteTable, TunDevice, UdpEndpoint, reconcile};
 use dmvpn_dataplane::{Event, Forwarder, Output, PacketBatch, Protection};
 use dmvpn_nhrp::{DropReason as NhrpDrop, Prefix};
+use futures_util::FutureExt;
 use tokio::sync::watch;
 
 use crate::ipsec::KeyExchange;
@@ -154,6 +155,11 @@ where
         self.fwd.outbound(now, &mut self.tun_batch, &mut self.out);
         self.os.udp.recv_batch(&mut self.udp_batch).await?;
         self.fwd.inbound(now, &mut self.udp_batch, &mut self.out);
+        // The fakes never wait; a key exchange without a socket never completes.
+        if let Some(r) = self.keys.recv().now_or_never() {
+            r?;
+            self.keys.handle_received(now, &mut self.fwd, &mut self.out);
+        }
         self.timers(now);
         self.finish_step(now).await
     }
@@ -182,6 +188,10 @@ where
                 r = self.os.udp.recv_batch(&mut self.udp_batch) => match r {
                     Ok(_) => self.fwd.inbound(Instant::now(), &mut self.udp_batch, &mut self.out),
                     Err(e) => tracing::warn!(error = %e, "underlay receive failed"),
+                },
+                r = self.keys.recv() => match r {
+                    Ok(_) => self.keys.handle_received(Instant::now(), &mut self.fwd, &mut self.out),
+                    Err(e) => tracing::warn!(error = %e, "IKE receive failed"),
                 },
                 () = tokio::time::sleep_until(deadline.into()) => self.timers(Instant::now()),
             }
@@ -240,7 +250,8 @@ where
             self.os.tun.send_batch(&self.out.tun).await
         };
         self.out.clear();
-        udp.and(tun).map(drop)
+        let ike = self.keys.send().await;
+        udp.and(tun).and(ike).map(drop)
     }
 
     /// Sends the output, drains the events (whose handling may add output), reconciles the
@@ -272,7 +283,8 @@ where
                 }
             }
         }
-        any && !self.out.is_empty_both()
+        // The key exchange may also have queued datagrams on its own socket.
+        any
     }
 
     fn nhrp_event(&mut self, now: Instant, event: dmvpn_nhrp::Event) {
@@ -364,6 +376,9 @@ where
             nhrp_auth_dropped = snapshot.nhrp_traffic.dropped(NhrpDrop::AuthenticationMismatch)
                 + snapshot.nhrp_traffic.dropped(NhrpDrop::AuthenticationMissing),
             nhs_up = snapshot.nhs.iter().filter(|n| n.up).count(),
+            ike_sas_up = snapshot.ike_sas.iter().filter(|sa| sa.state == crate::snapshot::IkeSaState::Established).count(),
+            ipsec_sas = snapshot.ipsec_sas.len(),
+            ike_auth_failures = snapshot.ike_failures.iter().filter(|(r, _)| r.contains("authentication")).map(|(_, n)| n).sum::<u64>(),
             shortcuts = snapshot.nhrp.iter().filter(|e| e.kind == dmvpn_nhrp::EntryType::Shortcut).count(),
             routes = %snapshot.routes.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
             "stats"
@@ -407,6 +422,7 @@ fn snapshot_of<P: Protection, K: KeyExchange<P>>(
         peers,
         ipsec_sas: keys.ipsec_sas(fwd),
         ike_sas: keys.ike_sas(now),
+        ike_failures: keys.ike_failures(),
         routes: installed.iter().copied().collect(),
     }
 }

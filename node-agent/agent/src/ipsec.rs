@@ -1,12 +1,32 @@
 //! How the driver gets SAs for the protection layer: the IKEv2 wiring (RFC 7296) lives here
-//! alone, behind [`KeyExchange`]. Without an `ipsec` section, [`Unprotected`] stands in:
-//! GRE-in-UDP (RFC 8086) needs no SA, and the agent warns that the tunnel is insecure.
+//! alone, behind [`KeyExchange`]. [`IkeKeys`] runs the `dmvpn-ike` engine on UDP 500 and,
+//! through the dataplane's socket, on UDP 4500 (RFC 7296 section 2.23), and turns its
+//! CHILD_SAs into `dmvpn_esp` SAs of the forwarder's ESP-in-UDP layer (RFC 3948). Without an
+//! `ipsec` section, [`Unprotected`] stands in: GRE-in-UDP (RFC 8086) needs no SA, and the
+//! agent warns that the tunnel is insecure.
 
+use core::future::Future;
+use core::net::{IpAddr, SocketAddr};
+use core::time::Duration;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
-use dmvpn_dataplane::{Event, Forwarder, GreInUdp, Output, Protection};
+use dmvpn_crds::{IpsecMode, IpsecSpec, PreSharedKey};
+use dmvpn_dataplane::os::UdpEndpoint;
+use dmvpn_dataplane::{
+    EspInUdp, EspMode, Event, Forwarder, GreInUdp, Output, PacketBatch, Protection,
+};
+use dmvpn_esp::{InboundSa, OutboundSa, SaConfig};
+use dmvpn_ike::{
+    ChildSaUp, DownReason, Engine, EspKeys, FailReason, Mode, PskAuthenticator, UdpEncap,
+};
+use dmvpn_wire::ikev2::NotifyType;
+use dmvpn_wire::udp_encap::{IKE_PORT, NAT_T_PORT};
 
-use crate::snapshot::{IkeSaInfo, IpsecSaInfo};
+use crate::snapshot::{IkeSaInfo, IkeSaState, IpsecSaInfo};
 
 /// What negotiates the SAs of a forwarder's protection layer.
 pub trait KeyExchange<P: Protection> {
@@ -26,11 +46,477 @@ pub trait KeyExchange<P: Protection> {
     /// Runs the timers due at `now`.
     fn handle_timeout(&mut self, now: Instant, fwd: &mut Forwarder<P>, out: &mut Output);
 
+    /// Waits for datagrams on the key exchange's own socket (IKE on UDP 500) and takes them
+    /// in, for [`KeyExchange::handle_received`]; never completes for one without a socket.
+    /// Cancel-safe.
+    ///
+    /// # Errors
+    /// The socket's error.
+    fn recv(&mut self) -> impl Future<Output = io::Result<usize>> + Send {
+        core::future::pending()
+    }
+
+    /// Processes what [`KeyExchange::recv`] took in.
+    fn handle_received(&mut self, _now: Instant, _fwd: &mut Forwarder<P>, _out: &mut Output) {}
+
+    /// Sends what the key exchange queued on its own socket.
+    ///
+    /// # Errors
+    /// The socket's error.
+    fn send(&mut self) -> impl Future<Output = io::Result<()>> + Send {
+        core::future::ready(Ok(()))
+    }
+
     /// The ESP SA pairs, for `show crypto ipsec sa`.
     fn ipsec_sas(&self, fwd: &Forwarder<P>) -> Vec<IpsecSaInfo>;
 
     /// The IKE SAs at `now`, for `show crypto ikev2 sa`.
     fn ike_sas(&self, now: Instant) -> Vec<IkeSaInfo>;
+
+    /// IKE SA setups that failed, by reason label (`authentication`, `peer_refused`,
+    /// `timeout`, ...), for metrics and the stats log line.
+    fn ike_failures(&self) -> BTreeMap<&'static str, u64> {
+        BTreeMap::new()
+    }
+}
+
+/// Why the `ipsec` section cannot be turned into an engine configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum IpsecError {
+    /// The pre-shared key file is unreadable or invalid.
+    #[error("{0}")]
+    Key(#[from] dmvpn_crds::ConfigError),
+    /// The IKE engine refused its configuration (a proposal, say).
+    #[error("ipsec: {0}")]
+    Engine(#[from] dmvpn_ike::ConfigError),
+    /// What this build does not do yet.
+    #[error("ipsec: {0}")]
+    Unsupported(&'static str),
+}
+
+/// The IKE engine's configuration and the ESP mode of the dataplane, from the `ipsec`
+/// section (IOS `crypto ikev2 ...`, `crypto ipsec transform-set`, `tunnel protection`).
+#[derive(Debug, Clone)]
+pub struct IpsecSettings {
+    /// The engine's configuration (the PSK inside is redacted in `Debug`).
+    pub ike: dmvpn_ike::Config,
+    /// The ESP mode the forwarder seals in.
+    pub mode: EspMode,
+}
+
+impl IpsecSettings {
+    /// Builds the engine configuration for our underlay address `local`, reading the
+    /// pre-shared key file; `key_log` keeps SA keys for [`KeyLogFile`].
+    ///
+    /// ESP always travels in UDP 4500 here (RFC 3948): the userspace dataplane has no raw
+    /// ESP socket, so encapsulation is forced whatever `forceUdpEncap` says (it is logged).
+    ///
+    /// # Errors
+    /// [`IpsecError`].
+    pub fn from_spec(spec: &IpsecSpec, local: IpAddr, key_log: bool) -> Result<Self, IpsecError> {
+        let Some(path) = &spec.pre_shared_key_file else {
+            return Err(IpsecError::Unsupported(
+                "certificate authentication is not wired into the agent yet: use preSharedKeyFile",
+            ));
+        };
+        let psk = PreSharedKey::read(path)?;
+        let auth = PskAuthenticator::new(psk.expose());
+        drop(psk);
+        let ike: Vec<&str> = spec.ike.iter().map(String::as_str).collect();
+        let esp: Vec<&str> = spec.esp.iter().map(String::as_str).collect();
+        let mut config =
+            dmvpn_ike::Config::new(local, Arc::new(auth)).with_proposals(&ike, &esp)?;
+        let (mode, esp_mode) = match spec.mode {
+            IpsecMode::Transport => (Mode::Transport, EspMode::Transport),
+            IpsecMode::Tunnel => (Mode::Tunnel, EspMode::Tunnel),
+        };
+        config.mode = mode;
+        // The dataplane seals in one mode: a peer asking for the other is answered with ours
+        // when it is tunnel, and transport is only taken when we run it (section 1.3.1).
+        config.allow_transport = mode == Mode::Transport;
+        config.udp_encap = UdpEncap::Forced;
+        config.dpd_interval = spec.dpd_interval.map(|s| Duration::from_secs(u64::from(s)));
+        config.identity = spec.identity.as_ref().map(|id| match id {
+            dmvpn_crds::Identity::Address(a) => dmvpn_ike::Identity::address(*a),
+            dmvpn_crds::Identity::Fqdn(n) => dmvpn_ike::Identity::fqdn(n),
+            dmvpn_crds::Identity::KeyId(k) => dmvpn_ike::Identity::key_id(k.as_bytes()),
+        });
+        config.key_log = key_log;
+        config.validate()?;
+        Ok(IpsecSettings {
+            ike: config,
+            mode: esp_mode,
+        })
+    }
+}
+
+/// The key log file of `--key-log`: the engine's [`dmvpn_ike::KeyLog`] as JSON, rewritten
+/// through a temporary file and a rename whenever it changes, so a reader never sees half.
+#[derive(Debug)]
+pub struct KeyLogFile {
+    path: PathBuf,
+    written: String,
+}
+
+impl KeyLogFile {
+    /// A key log at `path`, written at the first change.
+    pub fn new(path: PathBuf) -> Self {
+        KeyLogFile {
+            path,
+            written: String::new(),
+        }
+    }
+
+    fn update(&mut self, engine: &Engine) {
+        let json = engine.key_log().to_json();
+        if json == self.written {
+            return;
+        }
+        let tmp = self.path.with_extension("tmp");
+        match std::fs::write(&tmp, &json).and_then(|()| std::fs::rename(&tmp, &self.path)) {
+            Ok(()) => self.written = json,
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "key log not written")
+            }
+        }
+    }
+}
+
+/// The least time between two warnings about failed IKE authentication.
+const AUTH_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// IKEv2 (RFC 7296) for an ESP-in-UDP forwarder: the engine, its UDP 500 socket `U`, and
+/// the glue. The forwarder's `NeedSa` starts an initiation, its `IkeDatagram`s (UDP 4500
+/// behind the non-ESP marker) go to the engine, the engine's CHILD_SAs become SA pairs of
+/// the forwarder (whose queued packets then go), and its datagrams leave from port 500
+/// through `U` or from port 4500 through the forwarder's output.
+#[derive(Debug)]
+pub struct IkeKeys<U> {
+    engine: Engine,
+    local: IpAddr,
+    socket: U,
+    rx: PacketBatch,
+    tx: PacketBatch,
+    key_log: Option<KeyLogFile>,
+    /// When each established IKE SA (by SPIi, SPIr) came up.
+    up_since: HashMap<(u64, u64), Instant>,
+    /// Peers we installed SA pairs for.
+    peers: BTreeSet<IpAddr>,
+    failures: BTreeMap<&'static str, u64>,
+    last_auth_warning: Option<Instant>,
+}
+
+/// The size of IKE datagram buffers (an IKE message with certificates can be large; RFC
+/// 7296 section 2 asks for at least 3000 bytes).
+const IKE_BUFFER: usize = 9216;
+/// IKE datagrams per receive batch.
+const IKE_BATCH: usize = 16;
+
+impl<U: UdpEndpoint + Send> IkeKeys<U> {
+    /// The glue around `engine`, whose UDP 500 socket is `socket`, writing the key log to
+    /// `key_log` if given.
+    pub fn new(engine: Engine, socket: U, key_log: Option<KeyLogFile>) -> Self {
+        IkeKeys {
+            local: engine.config().local_addr,
+            engine,
+            socket,
+            rx: PacketBatch::new(IKE_BATCH, IKE_BUFFER),
+            tx: PacketBatch::new(IKE_BATCH, IKE_BUFFER),
+            key_log,
+            up_since: HashMap::new(),
+            peers: BTreeSet::new(),
+            failures: BTreeMap::new(),
+            last_auth_warning: None,
+        }
+    }
+
+    /// The engine (tests, counters).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Drains the engine: datagrams to their socket, events into SAs and logs; then the key
+    /// log.
+    fn flush(&mut self, now: Instant, fwd: &mut Forwarder<EspInUdp>, out: &mut Output) {
+        while let Some(t) = self.engine.poll_transmit() {
+            let buf = if t.local.port() == NAT_T_PORT {
+                out.udp.push_empty()
+            } else {
+                self.tx.push_empty()
+            };
+            if buf.load(&t.payload) {
+                buf.addr = Some(t.remote);
+            } else {
+                tracing::warn!(to = %t.remote, len = t.payload.len(), "IKE datagram too large: not sent");
+            }
+        }
+        while let Some(event) = self.engine.poll_event() {
+            self.ike_event(now, event, fwd, out);
+        }
+        if let Some(log) = &mut self.key_log {
+            log.update(&self.engine);
+        }
+    }
+
+    fn ike_event(
+        &mut self,
+        now: Instant,
+        event: dmvpn_ike::Event,
+        fwd: &mut Forwarder<EspInUdp>,
+        out: &mut Output,
+    ) {
+        use dmvpn_ike::Event as E;
+        match event {
+            E::IkeSaUp {
+                peer,
+                spi_i,
+                spi_r,
+                identity,
+                remote,
+                nat,
+                replaces,
+                ..
+            } => {
+                self.up_since.insert((spi_i, spi_r), now);
+                tracing::info!(%peer, %remote, identity = %identity.id, spi_i = %format_args!("{spi_i:016x}"), spi_r = %format_args!("{spi_r:016x}"), nat, rekey = replaces.is_some(), "IKE SA up");
+            }
+            E::IkeSaDown {
+                peer,
+                spi_i,
+                spi_r,
+                reason,
+            } => {
+                self.up_since.remove(&(spi_i, spi_r));
+                tracing::info!(%peer, spi_i = %format_args!("{spi_i:016x}"), reason = ?reason, "IKE SA down");
+            }
+            E::IkeSaFailed { peer, reason } => {
+                let (label, auth) = match reason {
+                    FailReason::AuthenticationFailed => ("authentication", true),
+                    FailReason::PeerRefused(NotifyType::AuthenticationFailed) => {
+                        ("peer_refused_authentication", true)
+                    }
+                    FailReason::PeerRefused(_) => ("peer_refused", false),
+                    FailReason::UnsupportedGroup => ("unsupported_group", false),
+                    FailReason::Timeout => ("timeout", false),
+                    FailReason::BadResponse => ("bad_response", false),
+                };
+                *self.failures.entry(label).or_default() += 1;
+                let quiet = self
+                    .last_auth_warning
+                    .is_some_and(|t| now.saturating_duration_since(t) < AUTH_WARNING_INTERVAL);
+                if auth && !quiet {
+                    self.last_auth_warning = Some(now);
+                    tracing::warn!(%peer, reason = label, "IKE authentication failed: check the pre-shared key on both routers; no SA");
+                } else {
+                    tracing::info!(%peer, reason = label, "IKE SA setup failed");
+                }
+                // The queued packets go; the next one asks for an SA again.
+                fwd.drop_pending(peer);
+            }
+            E::ChildSaUp(up) => self.install(now, &up, fwd, out),
+            E::ChildSaDown {
+                peer,
+                inbound_spi,
+                outbound_spi,
+                reason,
+            } => self.child_down(now, peer, inbound_spi, outbound_spi, reason, fwd),
+            E::ChildSaFailed { peer, notify } => {
+                tracing::warn!(%peer, notify = ?notify, "CHILD_SA refused");
+                fwd.drop_pending(peer);
+            }
+            E::Dropped { from, reason } => {
+                tracing::debug!(%from, reason = reason.as_str(), "IKE datagram dropped");
+            }
+        }
+    }
+
+    /// Installs a CHILD_SA's pair into the forwarder, which sends what waited for it.
+    fn install(
+        &mut self,
+        now: Instant,
+        up: &ChildSaUp,
+        fwd: &mut Forwarder<EspInUdp>,
+        out: &mut Output,
+    ) {
+        let config = |k: &EspKeys| SaConfig {
+            spi: k.spi,
+            sequence_numbers: k.sequence_numbers,
+            lifetime: Default::default(),
+        };
+        // The forwarder seals in the mode of the configuration (IpsecSettings::mode).
+        if up.mode != self.engine.config().mode {
+            tracing::warn!(peer = %up.peer, mode = ?up.mode, "CHILD_SA in the other ESP mode: deleted");
+            self.engine.delete_child(now, up.peer, up.inbound.spi);
+            return;
+        }
+        let pair = InboundSa::new(config(&up.inbound), &up.inbound.key, now).and_then(|i| {
+            OutboundSa::new(config(&up.outbound), &up.outbound.key, now).map(|o| (i, o))
+        });
+        let result = match pair {
+            Ok((inbound, outbound)) => fwd
+                .install_sa(now, up.peer, up.remote, outbound, inbound, out)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(()) => {
+                self.peers.insert(up.peer);
+                tracing::info!(peer = %up.peer, endpoint = %up.remote, inbound_spi = %format_args!("{:#010x}", up.inbound.spi), outbound_spi = %format_args!("{:#010x}", up.outbound.spi), algorithm = up.outbound.algorithm.name(), rekey = up.replaces.is_some(), "IPsec SA installed");
+            }
+            Err(e) => {
+                tracing::warn!(peer = %up.peer, error = %e, "IPsec SA not installed");
+                self.engine.delete_child(now, up.peer, up.inbound.spi);
+            }
+        }
+    }
+
+    /// A CHILD_SA went: if it is the pair the forwarder sends on, the peer's SAs go (a
+    /// rekeyed or redundant pair was replaced already, its inbound half retires on its own).
+    /// When the IKE SA keeps another CHILD_SA whose outbound SA the forwarder dropped for
+    /// this one, a rekey brings fresh keys (its sequence numbers cannot restart).
+    fn child_down(
+        &mut self,
+        now: Instant,
+        peer: IpAddr,
+        inbound_spi: u32,
+        outbound_spi: u32,
+        reason: DownReason,
+        fwd: &mut Forwarder<EspInUdp>,
+    ) {
+        let current = fwd
+            .protection()
+            .peer_sas(peer)
+            .is_some_and(|(_, out, _)| out == outbound_spi);
+        tracing::info!(%peer, inbound_spi = %format_args!("{inbound_spi:#010x}"), reason = ?reason, current, "IPsec SA down");
+        if !current {
+            return;
+        }
+        fwd.remove_sa(peer);
+        self.peers.remove(&peer);
+        let others = self.engine.ike_sas().iter().any(|sa| {
+            sa.peer == peer && sa.established && sa.children.iter().any(|(i, _)| *i != inbound_spi)
+        });
+        if others {
+            self.engine.rekey_child(now, peer);
+        }
+    }
+}
+
+impl<U: UdpEndpoint + Send> KeyExchange<EspInUdp> for IkeKeys<U> {
+    fn handle_event(
+        &mut self,
+        now: Instant,
+        event: Event,
+        fwd: &mut Forwarder<EspInUdp>,
+        out: &mut Output,
+    ) {
+        match event {
+            Event::NeedSa { peer } => {
+                tracing::debug!(%peer, "initiating IKE");
+                self.engine.initiate(now, peer);
+            }
+            Event::IkeDatagram { from, datagram } => {
+                let local = SocketAddr::new(self.local, NAT_T_PORT);
+                self.engine.handle_datagram(now, local, from, &datagram);
+            }
+            // The engine keeps the CHILD_SA lifetimes (rekeys before the ESP SAs expire).
+            Event::Sa(e) => tracing::debug!(event = ?e, "ESP SA event"),
+            Event::Nhrp(_) => {}
+        }
+        self.flush(now, fwd, out);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.engine.poll_timeout()
+    }
+
+    fn handle_timeout(&mut self, now: Instant, fwd: &mut Forwarder<EspInUdp>, out: &mut Output) {
+        self.engine.handle_timeout(now);
+        self.flush(now, fwd, out);
+    }
+
+    fn recv(&mut self) -> impl Future<Output = io::Result<usize>> + Send {
+        self.socket.recv_batch(&mut self.rx)
+    }
+
+    fn handle_received(&mut self, now: Instant, fwd: &mut Forwarder<EspInUdp>, out: &mut Output) {
+        let local = SocketAddr::new(self.local, IKE_PORT);
+        for buf in self.rx.bufs() {
+            if let Some(from) = buf.addr {
+                self.engine.handle_datagram(now, local, from, buf.packet());
+            }
+        }
+        self.rx.clear();
+        self.flush(now, fwd, out);
+    }
+
+    async fn send(&mut self) -> io::Result<()> {
+        if self.tx.is_empty() {
+            return Ok(());
+        }
+        let sent = self.socket.send_batch(&self.tx).await;
+        self.tx.clear();
+        sent.map(drop)
+    }
+
+    fn ipsec_sas(&self, fwd: &Forwarder<EspInUdp>) -> Vec<IpsecSaInfo> {
+        let esp = fwd.protection();
+        let sad = esp.sad();
+        self.peers
+            .iter()
+            .filter_map(|&peer| {
+                let (endpoint, out_spi, inbound) = esp.peer_sas(peer)?;
+                let mut info = IpsecSaInfo {
+                    peer,
+                    endpoint,
+                    inbound_spi: inbound.last().copied().unwrap_or(0),
+                    outbound_spi: out_spi,
+                    packets_encaps: sad
+                        .outbound(out_spi)
+                        .map_or(0, |o| o.counters().pkts_encaps),
+                    packets_decaps: 0,
+                    replay_drops: 0,
+                    auth_failures: 0,
+                };
+                for sa in inbound.iter().filter_map(|s| sad.inbound(*s)) {
+                    let c = sa.counters();
+                    info.packets_decaps += c.pkts_decaps;
+                    info.replay_drops += c.replay_failed;
+                    info.auth_failures += c.verify_failed;
+                }
+                Some(info)
+            })
+            .collect()
+    }
+
+    fn ike_sas(&self, now: Instant) -> Vec<IkeSaInfo> {
+        let mut sas: Vec<IkeSaInfo> = self
+            .engine
+            .ike_sas()
+            .into_iter()
+            .map(|sa| {
+                let since = self.up_since.get(&(sa.spi_i, sa.spi_r)).copied();
+                let port = if sa.udp_encap { NAT_T_PORT } else { IKE_PORT };
+                IkeSaInfo {
+                    peer: SocketAddr::new(sa.peer, port),
+                    spi_i: sa.spi_i,
+                    spi_r: sa.spi_r,
+                    state: if sa.established {
+                        IkeSaState::Established
+                    } else {
+                        IkeSaState::Connecting
+                    },
+                    uptime: since.map_or(Duration::ZERO, |t| now.saturating_duration_since(t)),
+                }
+            })
+            .collect();
+        sas.sort_by_key(|s| (s.peer, s.spi_i));
+        sas
+    }
+
+    fn ike_failures(&self) -> BTreeMap<&'static str, u64> {
+        self.failures.clone()
+    }
 }
 
 /// No key exchange: GRE-in-UDP, for tests and labs only.

@@ -107,6 +107,7 @@ struct Families {
     cache_entries: IntGaugeVec,
     peers: IntGaugeVec,
     ike_sas: IntGaugeVec,
+    ike_failures: IntCounterVec,
 }
 
 fn counter(name: &str, help: &str) -> prometheus::Result<IntCounter> {
@@ -226,10 +227,15 @@ impl Families {
             )?,
             peers: gauges("dmvpn_peers", "Peers of show dmvpn, by state.", &["state"])?,
             ike_sas: gauges("dmvpn_ike_sas", "IKE SAs, by state (RFC 7296).", &["state"])?,
+            ike_failures: counters(
+                "dmvpn_ike_sa_failures_total",
+                "IKE SA setups that failed (RFC 7296), by reason (authentication: a wrong pre-shared key or certificate).",
+                &["reason"],
+            )?,
         })
     }
 
-    fn collectors(&self) -> [&dyn Collector; 24] {
+    fn collectors(&self) -> [&dyn Collector; 25] {
         [
             &self.peer_packets,
             &self.peer_bytes,
@@ -255,6 +261,7 @@ impl Families {
             &self.cache_entries,
             &self.peers,
             &self.ike_sas,
+            &self.ike_failures,
         ]
     }
 
@@ -278,6 +285,7 @@ impl Families {
             &self.underlay_datagrams,
             &self.nhrp_messages,
             &self.nhrp_drops,
+            &self.ike_failures,
         ] {
             f.reset();
         }
@@ -375,6 +383,9 @@ impl Families {
             self.peers
                 .with_label_values(&[state.label()])
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        for (reason, n) in &s.ike_failures {
+            set_vec(&self.ike_failures, &[reason], *n);
         }
         for state in crate::show::IKE_STATES {
             let n = s.ike_sas.iter().filter(|sa| sa.state == state).count();

@@ -19,6 +19,9 @@ pub enum SettingsError {
     /// The forwarder refused its configuration.
     #[error("tunnel: {0}")]
     Forwarder(#[from] dmvpn_dataplane::ConfigError),
+    /// The IKE engine refused its configuration (a proposal, say).
+    #[error("ipsec: {0}")]
+    Ipsec(#[from] dmvpn_ike::ConfigError),
     /// A prefix length does not fit its address family (cannot happen after validation).
     #[error("{field}: prefix {prefix} is invalid")]
     Prefix {

@@ -16,6 +16,7 @@
 
 use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use dmvpn_dataplane::{Counters, PeerCounters};
@@ -57,6 +58,9 @@ pub struct RouterSnapshot {
     pub ipsec_sas: Vec<IpsecSaInfo>,
     /// `show crypto ikev2 sa`: one entry per IKE SA; empty without IPsec.
     pub ike_sas: Vec<IkeSaInfo>,
+    /// IKE SA setups that failed (RFC 7296), by reason label (`authentication`,
+    /// `peer_refused_authentication`, `timeout`, ...); empty without IPsec.
+    pub ike_failures: BTreeMap<&'static str, u64>,
     /// The routes installed into the tunnel device (static, peers' prefixes, shortcuts).
     pub routes: Vec<Prefix>,
 }

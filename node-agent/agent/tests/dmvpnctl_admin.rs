@@ -79,6 +79,7 @@ fn hub() -> RouterSnapshot {
             state: IkeSaState::Established,
             uptime: Duration::from_secs(66),
         }],
+        ike_failures: Default::default(),
         routes: Vec::new(),
     }
 }

@@ -1,9 +1,10 @@
 //! The seed's three sites as real `dmvpn-agent` processes in network namespaces (the
 //! topology of `e2e/lab.sh`: an underlay bridge on 198.18.0.0/15, a router namespace per
-//! site, a LAN host behind each), judged from outside: pings between the LAN hosts, the
-//! routes and devices in the router namespaces, and the agents' JSON logs (the `stats`
-//! lines carry the hub's forwarded-packet counter). Needs root; without it each test says
-//! so and passes.
+//! site, a LAN host behind each), with the IPsec of e2e/lab/*.yaml (IKEv2 with the
+//! pre-shared key, ESP-in-UDP), judged from outside: pings between the LAN hosts, the
+//! routes and devices in the router namespaces, `dmvpnctl show crypto ... -o json` over the
+//! admin sockets, the key logs, and the agents' JSON logs (the `stats` lines carry the hub's
+//! forwarded-packet counter). Needs root; without it each test says so and passes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs::File;
@@ -11,9 +12,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use dmvpn_testkit::capture::Capture;
+use dmvpn_testkit::judge::judge;
+use dmvpn_testkit::keylog::KeyLog;
 use dmvpn_testkit::netns::{Netns, Signal, is_root};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_dmvpn-agent");
+const DMVPNCTL: &str = env!("CARGO_BIN_EXE_dmvpnctl");
 const SITES: [&str; 3] = ["hub", "spoke1", "spoke2"];
 
 struct Site {
@@ -22,13 +27,15 @@ struct Site {
     host: Netns,
     config: PathBuf,
     log: PathBuf,
+    key_log: PathBuf,
+    socket: PathBuf,
     pid: Option<u32>,
 }
 
 struct Lab {
     // Dropped last: the routers' veths end on its bridge.
     sites: Vec<Site>,
-    _inet: Netns,
+    inet: Netns,
     dir: PathBuf,
 }
 
@@ -36,24 +43,17 @@ fn lan(i: usize) -> String {
     format!("192.168.{}", i + 1)
 }
 
-/// A site's lab config: e2e/lab/<site>.yaml without the ipsec section (no IKEv2 in the
-/// agent yet), an admin socket in `dir`, and `edit` applied.
+/// A site's lab config: e2e/lab/<site>.yaml with its admin socket in `dir` (beside a copy
+/// of the lab's key file, e2e/lab/dmvpn.psk, and a wrong one, wrong.psk), and `edit`
+/// applied.
 fn write_config(dir: &Path, site: &str, edit: impl Fn(String) -> String) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../e2e/lab/{site}.yaml"));
-    let text = std::fs::read_to_string(src).unwrap();
+    let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../e2e/lab");
+    std::fs::copy(lab.join("dmvpn.psk"), dir.join("dmvpn.psk")).unwrap();
+    // For the wrong-key test.
+    std::fs::write(dir.join("wrong.psk"), "not-@lpha\n").unwrap();
+    let text = std::fs::read_to_string(lab.join(format!("{site}.yaml"))).unwrap();
     let mut out = String::new();
-    let mut skip = false;
     for line in text.lines() {
-        if line.starts_with("ipsec:") {
-            skip = true;
-            continue;
-        }
-        if skip && !line.starts_with(' ') && !line.starts_with('#') {
-            skip = false;
-        }
-        if skip {
-            continue;
-        }
         if line.starts_with("  socket:") {
             out += &format!("  socket: {}/{site}.sock\n", dir.display());
             continue;
@@ -100,14 +100,12 @@ impl Lab {
                 host,
                 config,
                 log,
+                key_log: dir.join(format!("{name}.keys.json")),
+                socket: dir.join(format!("{name}.sock")),
                 pid: None,
             });
         }
-        let mut lab = Lab {
-            sites,
-            _inet: inet,
-            dir,
-        };
+        let mut lab = Lab { sites, inet, dir };
         for i in 0..SITES.len() {
             lab.start(i);
         }
@@ -120,6 +118,8 @@ impl Lab {
         let mut cmd = site.router.command(AGENT);
         cmd.args(["run", "--config"])
             .arg(&site.config)
+            .arg("--key-log")
+            .arg(&site.key_log)
             .args(["--log-format", "json"])
             .env("DMVPN_LOG", "info,dmvpn_agent::stats=debug")
             .stdout(log.try_clone().unwrap())
@@ -178,6 +178,50 @@ impl Lab {
             .output()
             .unwrap();
         out.status.success()
+    }
+
+    /// `dmvpnctl show <what> -o json` against site `i`'s admin socket.
+    fn show(&self, i: usize, what: &[&str]) -> serde_json::Value {
+        let out = Command::new(DMVPNCTL)
+            .arg("--socket")
+            .arg(&self.sites[i].socket)
+            .arg("show")
+            .args(what)
+            .args(["-o", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The remote addresses of site `i`'s established IKE SAs.
+    fn ike_peers(&self, i: usize) -> Vec<String> {
+        let v = self.show(i, &["crypto", "ikev2", "sa"]);
+        v["sas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|sa| sa["state"] == "established")
+            .map(|sa| sa["remote"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Waits up to `limit` for an established IKE SA of site `i` with `peer` (address:port).
+    fn wait_ike(&self, i: usize, peer: &str, limit: Duration) -> bool {
+        let end = Instant::now() + limit;
+        loop {
+            if self.ike_peers(i).iter().any(|p| p == peer) {
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn registered(&self, i: usize, limit: Duration) -> bool {
@@ -239,6 +283,15 @@ fn seed_lab_registers_routes_shortcuts_restarts_and_cleans_up() {
         "{}",
         lab.log(SPOKE2)
     );
+    // Each spoke registered over its own IKE SA with the hub (UDP 4500: forced encapsulation).
+    for spoke in ["198.18.0.2:4500", "198.18.0.3:4500"] {
+        assert!(
+            lab.wait_ike(HUB, spoke, Duration::from_secs(2)),
+            "{:?}",
+            lab.ike_peers(HUB)
+        );
+    }
+    assert_eq!(lab.ike_peers(SPOKE1), ["198.18.0.1:4500"]);
     // The hub routes the spokes' registered LANs into its tunnel.
     assert!(lab.wait_log(
         HUB,
@@ -282,9 +335,41 @@ fn seed_lab_registers_routes_shortcuts_restarts_and_cleans_up() {
     let forwarded = lab.stat(HUB, "forwarded");
     assert!(forwarded >= 1, "the first packets hairpin at the hub");
     assert!(lab.ping(SPOKE1, SPOKE2, 10));
+    // The shortcut's first packet brought a direct IKE SA between the spokes.
+    assert!(
+        lab.wait_ike(SPOKE1, "198.18.0.3:4500", Duration::from_secs(1)),
+        "{:?}\n{}",
+        lab.ike_peers(SPOKE1),
+        lab.log(SPOKE1)
+    );
+    assert!(lab.wait_ike(SPOKE2, "198.18.0.2:4500", Duration::from_secs(1)));
     std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(lab.stat(HUB, "forwarded"), forwarded);
     assert!(lab.stat(SPOKE2, "tun_tx") >= 11);
+    // The pings went through spoke1's ESP SA pair with spoke2, both ways.
+    let sas = lab.show(SPOKE1, &["crypto", "ipsec", "sa"]);
+    let direct = sas["sas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|sa| sa["peer"] == "198.18.0.3")
+        .unwrap_or_else(|| panic!("{sas}"));
+    assert!(direct["packetsEncaps"].as_u64().unwrap() >= 10, "{sas}");
+    assert!(direct["packetsDecaps"].as_u64().unwrap() >= 10, "{sas}");
+    assert_eq!(direct["authFailures"], 0);
+    // The key log holds the ESP keys of that pair (for decrypting captures).
+    let keys: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&lab.sites[SPOKE1].key_log).unwrap())
+            .unwrap();
+    let spi = direct["outboundSpi"].as_str().unwrap();
+    assert!(
+        keys["esp_sas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["spi"] == spi && k["dst"] == "198.18.0.3"),
+        "{spi} not in {keys}"
+    );
 
     // SIGTERM: exit 0, no TUN device, no routes left.
     assert!(lab.stop(SPOKE1));
@@ -346,4 +431,94 @@ fn nhrp_authentication_mismatch_is_rejected() {
     assert!(!lab.routes(HUB).contains("192.168.2.0/24"));
     assert!(lab.stat(HUB, "nhrp_auth_dropped") >= 1);
     assert!(!lab.ping(SPOKE1, HUB, 1));
+}
+
+#[test]
+fn a_wrong_pre_shared_key_brings_no_sa_and_a_clear_warning() {
+    if skip_without_root() {
+        return;
+    }
+    let lab = Lab::new("psk", |site, c| {
+        if site == "spoke1" {
+            c.replace("preSharedKeyFile: dmvpn.psk", "preSharedKeyFile: wrong.psk")
+        } else {
+            c
+        }
+    });
+    // spoke2 is fine; spoke1's key is refused by the hub, which says so.
+    assert!(lab.registered(SPOKE2, Duration::from_secs(5)));
+    assert!(
+        lab.wait_log(
+            HUB,
+            Duration::from_secs(5),
+            &["IKE authentication failed", "198.18.0.2", "pre-shared key"]
+        ),
+        "{}",
+        lab.log(HUB)
+    );
+    assert!(lab.wait_log(
+        SPOKE1,
+        Duration::from_secs(2),
+        &["IKE authentication failed", "198.18.0.1"]
+    ));
+    assert!(!lab.log(SPOKE1).contains("registered with NHS"));
+    assert!(lab.ike_peers(SPOKE1).is_empty());
+    assert!(!lab.ike_peers(HUB).contains(&"198.18.0.2:4500".to_owned()));
+    // The failure is counted (the stats line refreshes every second).
+    let end = Instant::now() + Duration::from_secs(2);
+    while lab.stat(HUB, "ike_auth_failures") == 0 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(lab.stat(HUB, "ike_auth_failures") >= 1, "{}", lab.log(HUB));
+    assert!(!lab.ping(SPOKE1, HUB, 1));
+}
+
+/// The three key logs in one, each SA once.
+fn merged_key_log(lab: &Lab) -> KeyLog {
+    let mut all = KeyLog::default();
+    for site in &lab.sites {
+        let text = std::fs::read_to_string(&site.key_log).unwrap();
+        let log = KeyLog::from_json(&text).unwrap();
+        for k in log.ike_sas {
+            if !all
+                .ike_sas
+                .iter()
+                .any(|a| a.spi_i == k.spi_i && a.spi_r == k.spi_r)
+            {
+                all.ike_sas.push(k);
+            }
+        }
+        for k in log.esp_sas {
+            if !all.esp_sas.iter().any(|a| a.spi == k.spi && a.dst == k.dst) {
+                all.esp_sas.push(k);
+            }
+        }
+    }
+    all
+}
+
+#[test]
+fn a_capture_of_the_underlay_decrypts_with_the_agents_key_logs() {
+    if skip_without_root() || Command::new("tshark").arg("-v").output().is_err() {
+        eprintln!("SKIPPED: needs tshark and tcpdump");
+        return;
+    }
+    let lab = Lab::new("judge", |_, c| c);
+    let capture = Capture::start(&lab.inet, "inet", &lab.dir.join("underlay.pcap")).unwrap();
+    assert!(lab.registered(SPOKE1, Duration::from_secs(5)));
+    assert!(lab.registered(SPOKE2, Duration::from_secs(5)));
+    assert!(lab.ping(SPOKE1, SPOKE2, 1));
+    assert!(lab.wait_log(SPOKE1, Duration::from_secs(1), &["Shortcut"]));
+    assert!(lab.ping(SPOKE1, SPOKE2, 5));
+    assert!(lab.wait_ike(SPOKE1, "198.18.0.3:4500", Duration::from_secs(1)));
+    let pcap = capture.stop().unwrap();
+    let keys = merged_key_log(&lab);
+    let report = judge(&pcap, &keys).unwrap_or_else(|e| panic!("{e}"));
+    // The capture starts as the agents do, so the hub's IKE SAs may be up before it; the
+    // spokes' direct IKE_AUTH exchange (two messages) is always in it. All IKE decrypts, and
+    // the ESP of the pings and of NHRP has every ICV good.
+    assert!(report.ike_encrypted >= 2, "{report:?}");
+    assert_eq!(report.ike_decrypted, report.ike_encrypted, "{report:?}");
+    assert!(report.esp_packets >= 20, "{report:?}");
+    assert_eq!(report.esp_icv_good, report.esp_packets, "{report:?}");
 }

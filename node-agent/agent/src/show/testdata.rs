@@ -88,6 +88,7 @@ fn base(role: Role, tunnel: &str, nbma: &str) -> RouterSnapshot {
         peers: Vec::new(),
         ipsec_sas: Vec::new(),
         ike_sas: Vec::new(),
+        ike_failures: Default::default(),
         routes: Vec::new(),
     }
 }
