@@ -46,6 +46,9 @@ enum Stage {
 
 /// The running lifetime of one SA: what it has carried, its deadlines, and which events are
 /// due.
+///
+/// Per packet it compares the counts with the lowest limit still running (`watch`), and looks
+/// at each limit only once that is reached.
 #[derive(Debug, Clone)]
 pub struct Lifetime {
     config: LifetimeConfig,
@@ -55,6 +58,34 @@ pub struct Lifetime {
     packets: u64,
     soft: Stage,
     hard: Stage,
+    watch: Watch,
+}
+
+/// The lowest packet, byte and time limits of the stages still running: below all three no
+/// stage can change. Stages only ever leave `Running`, so a watch computed before a change is
+/// lower than needed, never higher.
+#[derive(Debug, Clone, Copy)]
+struct Watch {
+    packets: u64,
+    bytes: u64,
+    deadline: Option<Instant>,
+}
+
+impl Watch {
+    const NONE: Watch = Watch {
+        packets: u64::MAX,
+        bytes: u64::MAX,
+        deadline: None,
+    };
+
+    fn add(&mut self, limits: &Limits, deadline: Option<Instant>) {
+        self.packets = self.packets.min(limits.packets.unwrap_or(u64::MAX));
+        self.bytes = self.bytes.min(limits.bytes.unwrap_or(u64::MAX));
+        self.deadline = match (self.deadline, deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
 }
 
 fn over(limits: &Limits, bytes: u64, packets: u64) -> bool {
@@ -72,6 +103,7 @@ impl Lifetime {
             packets: 0,
             soft: Stage::Running,
             hard: Stage::Running,
+            watch: Watch::NONE,
         };
         l.update(now);
         l
@@ -92,7 +124,6 @@ impl Lifetime {
         self.packets
     }
 
-    #[inline]
     fn update(&mut self, now: Instant) {
         if self.soft == Stage::Running
             && (over(&self.config.soft, self.bytes, self.packets)
@@ -105,6 +136,13 @@ impl Lifetime {
                 || self.hard_deadline.is_some_and(|d| now >= d))
         {
             self.hard = Stage::Reached;
+        }
+        self.watch = Watch::NONE;
+        if self.soft == Stage::Running {
+            self.watch.add(&self.config.soft, self.soft_deadline);
+        }
+        if self.hard == Stage::Running {
+            self.watch.add(&self.config.hard, self.hard_deadline);
         }
     }
 
@@ -122,7 +160,12 @@ impl Lifetime {
     pub fn record(&mut self, now: Instant, bytes: usize) {
         self.packets = self.packets.saturating_add(1);
         self.bytes = self.bytes.saturating_add(bytes as u64);
-        self.update(now);
+        if self.packets >= self.watch.packets
+            || self.bytes >= self.watch.bytes
+            || self.watch.deadline.is_some_and(|d| now >= d)
+        {
+            self.update(now);
+        }
     }
 
     /// Raises the soft event now, whatever the limits: the sender does so when its sequence
@@ -230,6 +273,45 @@ mod tests {
         assert!(l.is_expired(t0 + Duration::from_secs(61)));
         assert_eq!(l.poll_event(), Some(LifetimeEvent::Expired));
         assert_eq!(l.poll_timeout(), None);
+    }
+
+    #[test]
+    fn packets_see_every_limit_past_the_lowest() {
+        // The per-packet check watches the lowest running limit; each limit must still fire
+        // when a packet crosses it, whichever kind comes first.
+        let t0 = Instant::now();
+        let config = LifetimeConfig {
+            soft: Limits {
+                bytes: Some(250),
+                packets: Some(10),
+                time: Some(Duration::from_secs(30)),
+            },
+            hard: Limits {
+                bytes: Some(1000),
+                packets: Some(5),
+                time: Some(Duration::from_secs(20)),
+            },
+        };
+        let mut l = Lifetime::new(config, t0);
+        l.record(t0, 100);
+        l.record(t0, 100);
+        assert_eq!(l.poll_event(), None);
+        l.record(t0, 100);
+        assert_eq!(l.poll_event(), Some(LifetimeEvent::RekeyNeeded), "bytes");
+        l.record(t0, 0);
+        assert!(!l.is_expired(t0));
+        l.record(t0, 0);
+        assert!(l.is_expired(t0), "packets");
+        assert_eq!(l.poll_event(), Some(LifetimeEvent::Expired));
+
+        // A deadline passed between timer runs is seen by the next packet.
+        let mut l = Lifetime::new(config, t0);
+        l.record(t0 + Duration::from_secs(19), 1);
+        assert_eq!(l.poll_event(), None);
+        l.record(t0 + Duration::from_secs(20), 1);
+        assert!(l.has_event());
+        assert_eq!(l.poll_event(), Some(LifetimeEvent::Expired), "time");
+        assert!(l.is_expired(t0 + Duration::from_secs(20)));
     }
 
     #[test]

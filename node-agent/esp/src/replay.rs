@@ -81,6 +81,7 @@ impl ReplayWindow {
     /// # Errors
     /// [`ReplayError::TooOld`] behind the window, [`ReplayError::Duplicate`] inside it and
     /// already received.
+    #[inline]
     pub fn check(&self, seq: u64) -> Result<(), ReplayError> {
         if seq > self.top {
             return Ok(());
@@ -100,14 +101,21 @@ impl ReplayWindow {
     /// the new highest (RFC 6479 section 2: the words passed over are cleared). A number the
     /// window would refuse is ignored.
     pub fn commit(&mut self, seq: u64) {
-        if self.check(seq).is_err() {
-            return;
+        if self.check(seq).is_ok() {
+            self.accept(seq);
         }
+    }
+
+    /// Records a sequence number that [`ReplayWindow::check`] accepted, with no change to the
+    /// window since: the inbound SA's path, which checks before the ICV and records after.
+    #[inline]
+    pub(crate) fn accept(&mut self, seq: u64) {
         if seq > self.top {
             let old_word = self.top >> 6;
             let new_word = seq >> 6;
             let passed = (new_word - old_word).min(WORDS as u64);
-            for i in 1..=passed {
+            // `passed` is at most WORDS, so the exclusive range cannot overflow.
+            for i in 1..passed + 1 {
                 self.bitmap[((old_word + i) & WORD_MASK) as usize] = 0;
             }
             self.top = seq;

@@ -170,6 +170,8 @@ pub struct OutboundSa {
     sequence_numbers: SequenceNumbers,
     /// The sequence number of the next packet; `None` once the last one was used.
     next: Option<u64>,
+    /// The last sequence number the SA may send (RFC 4303 section 3.3.3).
+    last: u64,
     lifetime: Lifetime,
     counters: OutboundCounters,
 }
@@ -187,6 +189,10 @@ impl OutboundSa {
             cipher: Cipher::new(key)?,
             sequence_numbers: config.sequence_numbers,
             next: Some(1),
+            last: match config.sequence_numbers {
+                SequenceNumbers::Short => u32::MAX as u64,
+                SequenceNumbers::Extended => u64::MAX,
+            },
             lifetime: Lifetime::new(config.lifetime, now),
             counters: OutboundCounters::default(),
         })
@@ -220,13 +226,6 @@ impl OutboundSa {
     /// The lifetime.
     pub const fn lifetime(&self) -> &Lifetime {
         &self.lifetime
-    }
-
-    const fn last_sequence(&self) -> u64 {
-        match self.sequence_numbers {
-            SequenceNumbers::Short => u32::MAX as u64,
-            SequenceNumbers::Extended => u64::MAX,
-        }
     }
 
     /// Seals in place the `payload_len` bytes of payload the caller put at
@@ -315,12 +314,12 @@ impl OutboundSa {
             .map_err(|_| SealError::Crypto)?;
         icv.copy_from_slice(tag.as_ref());
 
-        self.next = if seq == self.last_sequence() {
+        self.next = if seq == self.last {
             None
         } else {
             Some(seq + 1)
         };
-        if self.last_sequence() - seq <= SEQUENCE_SOFT_MARGIN {
+        if self.last - seq <= SEQUENCE_SOFT_MARGIN {
             self.lifetime.reach_soft();
         }
         self.lifetime.record(now, payload_len);
@@ -448,7 +447,8 @@ impl InboundSa {
             .cipher
             .open(iv, &aad, encrypted)
             .ok_or(OpenError::Icv)?;
-        self.window.commit(seq);
+        // Checked above, and `&mut self` kept the window as it was.
+        self.window.accept(seq);
         let (payload, trailer) = Trailer::parse(plain).map_err(|_| OpenError::BadTrailer)?;
         let payload_len = payload.len();
         self.lifetime.record(now, payload_len);

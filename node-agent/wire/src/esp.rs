@@ -99,6 +99,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     ///
     /// # Errors
     /// [`Error::Truncated`] or [`Error::Malformed`].
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         let p = Self::new_unchecked(buffer);
         if p.buffer.as_ref().len() < HEADER_LEN {
@@ -110,22 +111,26 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(p)
     }
 
+    #[inline]
     fn u32_at(&self, at: usize) -> u32 {
         let b = self.buffer.as_ref();
         u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
     }
 
     /// The Security Parameters Index.
+    #[inline]
     pub fn spi(&self) -> u32 {
         self.u32_at(field::SPI.start)
     }
 
     /// The sequence number (the low 32 bits when extended sequence numbers are in use).
+    #[inline]
     pub fn sequence(&self) -> u32 {
         self.u32_at(field::SEQUENCE.start)
     }
 
     /// Everything after the header: IV, ciphertext and ICV.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..]
     }
@@ -135,6 +140,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// # Errors
     /// [`Error::Truncated`] when the payload cannot hold the IV, the ICV and a trailer, and
     /// [`Error::BadLength`] when the ciphertext is not aligned as the layout requires.
+    #[inline]
     pub fn split(&self, layout: Layout) -> Result<(&[u8], &[u8], &[u8])> {
         let payload = self.payload();
         if payload.len() < layout.iv_len + TRAILER_LEN + layout.icv_len {
@@ -262,6 +268,7 @@ impl Trailer {
     }
 
     /// The bytes the trailer takes: padding, pad length and next header.
+    #[inline]
     pub const fn buffer_len(&self) -> usize {
         self.pad_len as usize + TRAILER_LEN
     }
@@ -272,6 +279,7 @@ impl Trailer {
     /// # Errors
     /// [`Error::Truncated`] when the pad length exceeds the plaintext, [`Error::Malformed`]
     /// for padding that is not the default sequence.
+    #[inline]
     pub fn parse(plaintext: &[u8]) -> Result<(&[u8], Trailer)> {
         let [.., pad_len, next_header] = *plaintext else {
             return Err(Error::Truncated);
@@ -282,10 +290,11 @@ impl Trailer {
             return Err(Error::Truncated);
         }
         let (payload, padding) = body.split_at(body.len() - pad);
+        // At most 255 bytes, so `i + 1` fits the u8 it is compared with.
         if padding
             .iter()
-            .zip(1..=u8::MAX)
-            .any(|(&b, expected)| b != expected)
+            .enumerate()
+            .any(|(i, &b)| usize::from(b) != i + 1)
         {
             return Err(Error::Malformed);
         }
@@ -309,8 +318,9 @@ impl Trailer {
         if buf.len() < len {
             return Err(Error::BufferTooSmall);
         }
-        for (b, value) in buf[..usize::from(self.pad_len)].iter_mut().zip(1..=u8::MAX) {
-            *b = value;
+        // At most 255 bytes: `i + 1` fits a u8.
+        for (i, b) in buf[..usize::from(self.pad_len)].iter_mut().enumerate() {
+            *b = (i + 1) as u8;
         }
         buf[len - 2] = self.pad_len;
         buf[len - 1] = self.next_header;
