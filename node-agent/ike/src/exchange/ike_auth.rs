@@ -174,20 +174,7 @@ impl Ctx {
             Ok(certificate) => certificate.map(Arc::new),
             Err(e) => {
                 self.refused(sa, e.drop_reason());
-                self.respond(
-                    sa,
-                    ExchangeType::IkeAuth,
-                    message_id,
-                    &[notify(NotifyType::AuthenticationFailed, &[])],
-                );
-                self.events.push_back(Event::IkeSaFailed {
-                    peer: sa.peer,
-                    reason: FailReason::AuthenticationFailed,
-                });
-                return Ok(Effects {
-                    remove: true,
-                    ..Default::default()
-                });
+                return Ok(self.refuse_auth(sa, message_id));
             }
         };
         let peer = AuthenticatedPeer {
@@ -205,20 +192,7 @@ impl Ctx {
             certificates: &[],
         };
         let Ok((method, data)) = authenticator.sign(&sign) else {
-            self.respond(
-                sa,
-                ExchangeType::IkeAuth,
-                message_id,
-                &[notify(NotifyType::AuthenticationFailed, &[])],
-            );
-            self.events.push_back(Event::IkeSaFailed {
-                peer: sa.peer,
-                reason: FailReason::AuthenticationFailed,
-            });
-            return Ok(Effects {
-                remove: true,
-                ..Default::default()
-            });
+            return Ok(self.refuse_auth(sa, message_id));
         };
         sa.peer_id = Some(peer.clone());
         sa.state = State::Established;
@@ -304,6 +278,25 @@ impl Ctx {
             established: true,
             ..Default::default()
         })
+    }
+
+    /// Answers an IKE_AUTH request with AUTHENTICATION_FAILED and forgets the half-made SA
+    /// (RFC 7296 section 2.21.2).
+    fn refuse_auth(&mut self, sa: &mut IkeSa, message_id: u32) -> Effects {
+        self.respond(
+            sa,
+            ExchangeType::IkeAuth,
+            message_id,
+            &[notify(NotifyType::AuthenticationFailed, &[])],
+        );
+        self.events.push_back(Event::IkeSaFailed {
+            peer: sa.peer,
+            reason: FailReason::AuthenticationFailed,
+        });
+        Effects {
+            remove: true,
+            ..Default::default()
+        }
     }
 
     /// IKE_AUTH response, as initiator.
