@@ -79,6 +79,7 @@ impl Settings {
             .map(|a| Password::new(a.expose().as_bytes()))
             .transpose()?;
         nhrp.holdtime = spec.nhrp.hold_time;
+        nhrp.registration_timeout = spec.nhrp.registration_timeout;
         nhrp.redirect = spec.nhrp.redirect_enabled(spec.role);
         nhrp.shortcut = spec.nhrp.shortcut_enabled(spec.role);
         nhrp.nhs = spec
