@@ -142,6 +142,8 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     const SPOKE: &str = "
@@ -152,6 +154,7 @@ nhrp:
   networkId: 1
   authentication: '@lpha'
   holdTime: 300
+  registrationTimeout: 60
   servers: [{tunnelAddress: 10.1.1.1, nbmaAddress: 198.18.0.1}]
 routes:
   advertise: [192.168.2.0/24]
@@ -168,6 +171,8 @@ routes:
         assert_eq!(s.nhrp.role, dmvpn_nhrp::Role::Spoke);
         assert!(s.nhrp.shortcut && !s.nhrp.redirect);
         assert_eq!(s.nhrp.holdtime, 300);
+        // IOS `ip nhrp registration timeout 60`: refreshes every minute, not every 100 s.
+        assert_eq!(s.nhrp.registration_interval(), Duration::from_secs(60));
         assert_eq!(s.nhrp.password.as_ref().unwrap().expose(), b"@lpha");
         assert_eq!(s.nhrp.nhs.len(), 1);
         assert_eq!(s.nhrp.nhs[0].nbma, "198.18.0.1".parse::<IpAddr>().unwrap());
