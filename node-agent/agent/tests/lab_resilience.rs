@@ -312,7 +312,11 @@ fn a_spoke_claiming_a_registered_tunnel_address_is_refused() {
         lab.wait_log(
             spoke3,
             Duration::from_secs(10),
-            &["NHS refused our registration", "10.1.1.2"]
+            &[
+                "NHS refused our registration",
+                "10.1.1.2",
+                "UniqueAddressAlreadyRegistered"
+            ]
         ),
         "{}",
         lab.log(spoke3)
