@@ -45,8 +45,8 @@ pub trait KeyExchange<P: Protection> {
 
     /// `peer` stopped answering over the SAs we hold with it (an NHS that no longer answers
     /// registrations, as after it restarted and lost its SAs): replaces them with fresh ones
-    /// (RFC 7296 section 1.4: without an answer the SAs are as good as dead). A key
-    /// exchange without SAs has nothing to do.
+    /// (RFC 7296 section 2.4: a peer that lost its state is reached over new SAs only). A
+    /// key exchange without SAs has nothing to do.
     fn peer_unresponsive(
         &mut self,
         _now: Instant,
