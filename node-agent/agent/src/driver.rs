@@ -276,7 +276,7 @@ where
         while let Some(event) = self.fwd.poll_event() {
             self.changed = true;
             match event {
-                Event::Nhrp(e) => self.nhrp_event(now, e),
+                Event::Nhrp(e) => any |= self.nhrp_event(now, e),
                 e @ (Event::NeedSa { .. } | Event::IkeDatagram { .. } | Event::Sa(_)) => {
                     self.keys.handle_event(now, e, &mut self.fwd, &mut self.out);
                     any = true;
@@ -287,11 +287,24 @@ where
         any
     }
 
-    fn nhrp_event(&mut self, now: Instant, event: dmvpn_nhrp::Event) {
+    /// Logs an NHRP event and acts on it; true when that produced output.
+    fn nhrp_event(&mut self, now: Instant, event: dmvpn_nhrp::Event) -> bool {
         use dmvpn_nhrp::Event as E;
         match event {
             E::NhsUp { nhs, nbma } => tracing::info!(%nhs, %nbma, "registered with NHS"),
-            E::NhsDown { nhs, nbma } => tracing::warn!(%nhs, %nbma, "NHS down"),
+            E::NhsDown { nhs, nbma } => {
+                tracing::warn!(%nhs, %nbma, "NHS down");
+                // Silent (not refusing, not purged by us): a restarted NHS lost the SAs we
+                // seal its registrations with, so they are renegotiated.
+                let silent = self.fwd.engine().show_nhs(now).iter().any(|s| {
+                    s.tunnel == nhs && s.unanswered >= dmvpn_nhrp::registration::UNREACHABLE_COUNT
+                });
+                if silent {
+                    self.keys
+                        .peer_unresponsive(now, nbma, &mut self.fwd, &mut self.out);
+                    return true;
+                }
+            }
             E::RegistrationRefused { nhs, prefix, code } => {
                 tracing::warn!(%nhs, %prefix, code = ?code, "NHS refused our registration");
             }
@@ -333,6 +346,7 @@ where
                 tracing::warn!(%from, code = ?code, "NHRP error indication");
             }
         }
+        false
     }
 
     /// Makes the OS routes into the tunnel device the forwarder's desired routes.

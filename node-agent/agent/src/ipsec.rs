@@ -43,6 +43,19 @@ pub trait KeyExchange<P: Protection> {
     /// When [`KeyExchange::handle_timeout`] must next run.
     fn poll_timeout(&self) -> Option<Instant>;
 
+    /// `peer` stopped answering over the SAs we hold with it (an NHS that no longer answers
+    /// registrations, as after it restarted and lost its SAs): replaces them with fresh ones
+    /// (RFC 7296 section 2.4: a peer that lost its state is reached over new SAs only). A
+    /// key exchange without SAs has nothing to do.
+    fn peer_unresponsive(
+        &mut self,
+        _now: Instant,
+        _peer: IpAddr,
+        _fwd: &mut Forwarder<P>,
+        _out: &mut Output,
+    ) {
+    }
+
     /// Runs the timers due at `now`.
     fn handle_timeout(&mut self, now: Instant, fwd: &mut Forwarder<P>, out: &mut Output);
 
@@ -428,6 +441,33 @@ impl<U: UdpEndpoint + Send> KeyExchange<EspInUdp> for IkeKeys<U> {
 
     fn poll_timeout(&self) -> Option<Instant> {
         self.engine.poll_timeout()
+    }
+
+    /// Deletes the IKE SA (its INFORMATIONAL DELETE retransmits on its own, and the late
+    /// down events of its CHILD_SAs no longer name the forwarder's pair), drops the ESP pair
+    /// at once so nothing more is sealed for a peer that lost its keys, and initiates anew.
+    fn peer_unresponsive(
+        &mut self,
+        now: Instant,
+        peer: IpAddr,
+        fwd: &mut Forwarder<EspInUdp>,
+        out: &mut Output,
+    ) {
+        let established = self
+            .engine
+            .ike_sas()
+            .iter()
+            .any(|sa| sa.peer == peer && sa.established);
+        if !established {
+            return;
+        }
+        tracing::warn!(%peer, "no answer over the IPsec SAs: negotiating new ones");
+        self.engine.delete(now, peer);
+        if self.peers.remove(&peer) {
+            fwd.remove_sa(peer);
+        }
+        self.engine.initiate(now, peer);
+        self.flush(now, fwd, out);
     }
 
     fn handle_timeout(&mut self, now: Instant, fwd: &mut Forwarder<EspInUdp>, out: &mut Output) {

@@ -79,6 +79,7 @@ impl Settings {
             .map(|a| Password::new(a.expose().as_bytes()))
             .transpose()?;
         nhrp.holdtime = spec.nhrp.hold_time;
+        nhrp.registration_timeout = spec.nhrp.registration_timeout;
         nhrp.redirect = spec.nhrp.redirect_enabled(spec.role);
         nhrp.shortcut = spec.nhrp.shortcut_enabled(spec.role);
         nhrp.nhs = spec
@@ -141,6 +142,8 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     const SPOKE: &str = "
@@ -151,6 +154,7 @@ nhrp:
   networkId: 1
   authentication: '@lpha'
   holdTime: 300
+  registrationTimeout: 60
   servers: [{tunnelAddress: 10.1.1.1, nbmaAddress: 198.18.0.1}]
 routes:
   advertise: [192.168.2.0/24]
@@ -167,6 +171,8 @@ routes:
         assert_eq!(s.nhrp.role, dmvpn_nhrp::Role::Spoke);
         assert!(s.nhrp.shortcut && !s.nhrp.redirect);
         assert_eq!(s.nhrp.holdtime, 300);
+        // IOS `ip nhrp registration timeout 60`: refreshes every minute, not every 100 s.
+        assert_eq!(s.nhrp.registration_interval(), Duration::from_secs(60));
         assert_eq!(s.nhrp.password.as_ref().unwrap().expose(), b"@lpha");
         assert_eq!(s.nhrp.nhs.len(), 1);
         assert_eq!(s.nhrp.nhs[0].nbma, "198.18.0.1".parse::<IpAddr>().unwrap());

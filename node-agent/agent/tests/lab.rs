@@ -7,272 +7,27 @@
 //! forwarded-packet counter). Needs root; without it each test says so and passes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use dmvpn_testkit::capture::Capture;
 use dmvpn_testkit::judge::judge;
 use dmvpn_testkit::keylog::KeyLog;
-use dmvpn_testkit::netns::{Netns, Signal, is_root};
+use dmvpn_testkit::seed_lab::{Bins, HUB, Lab, SPOKE1, SPOKE2, skip_without_root};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_dmvpn-agent");
-const DMVPNCTL: &str = env!("CARGO_BIN_EXE_dmvpnctl");
-const SITES: [&str; 3] = ["hub", "spoke1", "spoke2"];
-
-struct Site {
-    name: &'static str,
-    router: Netns,
-    host: Netns,
-    config: PathBuf,
-    log: PathBuf,
-    key_log: PathBuf,
-    socket: PathBuf,
-    pid: Option<u32>,
-}
-
-struct Lab {
-    // Dropped last: the routers' veths end on its bridge.
-    sites: Vec<Site>,
-    inet: Netns,
-    dir: PathBuf,
-}
-
-fn lan(i: usize) -> String {
-    format!("192.168.{}", i + 1)
-}
-
-/// A site's lab config: e2e/lab/<site>.yaml with its admin socket in `dir` (beside a copy
-/// of the lab's key file, e2e/lab/dmvpn.psk, and a wrong one, wrong.psk), and `edit`
-/// applied.
-fn write_config(dir: &Path, site: &str, edit: impl Fn(String) -> String) -> PathBuf {
-    let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../e2e/lab");
-    std::fs::copy(lab.join("dmvpn.psk"), dir.join("dmvpn.psk")).unwrap();
-    // For the wrong-key test.
-    std::fs::write(dir.join("wrong.psk"), "not-@lpha\n").unwrap();
-    let text = std::fs::read_to_string(lab.join(format!("{site}.yaml"))).unwrap();
-    let mut out = String::new();
-    for line in text.lines() {
-        if line.starts_with("  socket:") {
-            out += &format!("  socket: {}/{site}.sock\n", dir.display());
-            continue;
-        }
-        out += line;
-        out.push('\n');
-    }
-    let path = dir.join(format!("{site}.yaml"));
-    std::fs::write(&path, edit(out)).unwrap();
-    path
-}
-
-impl Lab {
-    fn new(tag: &str, edit: impl Fn(&str, String) -> String) -> Lab {
-        let dir = std::env::temp_dir().join(format!("dmvpn-lab-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let inet = Netns::create("dmvpn-inet").unwrap();
-        inet.ip(&["link", "add", "inet", "type", "bridge"]).unwrap();
-        inet.link_up("inet").unwrap();
-        let mut sites = Vec::new();
-        for (i, name) in SITES.into_iter().enumerate() {
-            let router = Netns::create(&format!("dmvpn-{name}")).unwrap();
-            let host = Netns::create(&format!("dmvpn-{name}-lan")).unwrap();
-            router.veth("wan0", &inet, name).unwrap();
-            inet.ip(&["link", "set", name, "master", "inet"]).unwrap();
-            router
-                .add_addr("wan0", &format!("198.18.0.{}/15", i + 1))
-                .unwrap();
-            router.veth("lan0", &host, "eth0").unwrap();
-            router
-                .add_addr("lan0", &format!("{}.1/24", lan(i)))
-                .unwrap();
-            host.add_addr("eth0", &format!("{}.10/24", lan(i))).unwrap();
-            host.add_route("default", &["via", &format!("{}.1", lan(i))])
-                .unwrap();
-            router
-                .exec("sysctl", &["-q", "-w", "net.ipv4.ip_forward=1"])
-                .unwrap();
-            let config = write_config(&dir, name, |c| edit(name, c));
-            let log = dir.join(format!("{name}.log"));
-            sites.push(Site {
-                name,
-                router,
-                host,
-                config,
-                log,
-                key_log: dir.join(format!("{name}.keys.json")),
-                socket: dir.join(format!("{name}.sock")),
-                pid: None,
-            });
-        }
-        let mut lab = Lab { sites, inet, dir };
-        for i in 0..SITES.len() {
-            lab.start(i);
-        }
-        lab
-    }
-
-    fn start(&mut self, i: usize) {
-        let site = &mut self.sites[i];
-        let log = File::create(&site.log).unwrap();
-        let mut cmd = site.router.command(AGENT);
-        cmd.args(["run", "--config"])
-            .arg(&site.config)
-            .arg("--key-log")
-            .arg(&site.key_log)
-            .args(["--log-format", "json"])
-            .env("DMVPN_LOG", "info,dmvpn_agent::stats=debug")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        site.pid = Some(site.router.spawn(cmd).unwrap());
-    }
-
-    /// Stops site `i` with SIGTERM and returns whether it exited with 0.
-    fn stop(&mut self, i: usize) -> bool {
-        let site = &mut self.sites[i];
-        let pid = site.pid.take().unwrap();
-        site.router.stop(pid, Signal::Term).unwrap().success()
-    }
-
-    fn log(&self, i: usize) -> String {
-        std::fs::read_to_string(&self.sites[i].log).unwrap_or_default()
-    }
-
-    /// Waits up to `limit` for a log line of site `i` containing every one of `parts`.
-    fn wait_log(&self, i: usize, limit: Duration, parts: &[&str]) -> bool {
-        let end = Instant::now() + limit;
-        loop {
-            if self
-                .log(i)
-                .lines()
-                .any(|l| parts.iter().all(|p| l.contains(p)))
-            {
-                return true;
-            }
-            if Instant::now() >= end {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The latest value of counter `field` in the `stats` lines of site `i`.
-    fn stat(&self, i: usize, field: &str) -> u64 {
-        self.log(i)
-            .lines()
-            .rev()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["message"] == "stats")
-            .find_map(|v| v[field].as_u64())
-            .unwrap_or_else(|| panic!("no stats line in {}", self.sites[i].name))
-    }
-
-    /// Pings from the LAN host of `from` to the LAN host of `to`; true when all came back.
-    fn ping(&self, from: usize, to: usize, count: u32) -> bool {
-        let dst = format!("{}.10", lan(to));
-        let count = count.to_string();
-        let out = self.sites[from]
-            .host
-            .command("ping")
-            .args(["-c", &count, "-i", "0.1", "-W", "1", "-q", &dst])
-            .output()
-            .unwrap();
-        out.status.success()
-    }
-
-    /// `dmvpnctl show <what> -o json` against site `i`'s admin socket.
-    fn show(&self, i: usize, what: &[&str]) -> serde_json::Value {
-        let out = Command::new(DMVPNCTL)
-            .arg("--socket")
-            .arg(&self.sites[i].socket)
-            .arg("show")
-            .args(what)
-            .args(["-o", "json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    /// The remote addresses of site `i`'s established IKE SAs.
-    fn ike_peers(&self, i: usize) -> Vec<String> {
-        let v = self.show(i, &["crypto", "ikev2", "sa"]);
-        v["sas"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|sa| sa["state"] == "established")
-            .map(|sa| sa["remote"].as_str().unwrap().to_owned())
-            .collect()
-    }
-
-    /// Waits up to `limit` for an established IKE SA of site `i` with `peer` (address:port).
-    fn wait_ike(&self, i: usize, peer: &str, limit: Duration) -> bool {
-        let end = Instant::now() + limit;
-        loop {
-            if self.ike_peers(i).iter().any(|p| p == peer) {
-                return true;
-            }
-            if Instant::now() >= end {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn registered(&self, i: usize, limit: Duration) -> bool {
-        self.wait_log(i, limit, &["registered with NHS"])
-    }
-
-    fn routes(&self, i: usize) -> String {
-        self.sites[i]
-            .router
-            .ip(&["route", "show", "proto", "212"])
-            .unwrap()
-    }
-
-    fn has_tun(&self, i: usize) -> bool {
-        self.sites[i]
-            .router
-            .ip(&["link", "show"])
-            .unwrap()
-            .contains("dmvpn0")
+fn bins() -> Bins {
+    Bins {
+        agent: env!("CARGO_BIN_EXE_dmvpn-agent").into(),
+        dmvpnctl: env!("CARGO_BIN_EXE_dmvpnctl").into(),
     }
 }
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        // The namespaces stop the agents; the logs stay only on failure.
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        } else {
-            eprintln!("agent logs kept in {}", self.dir.display());
-        }
-    }
-}
-
-fn skip_without_root() -> bool {
-    if !is_root() || Command::new("ping").arg("-V").output().is_err() {
-        eprintln!("SKIPPED: needs root (namespaces, TUN devices, routes) and ping");
-        return true;
-    }
-    false
-}
-
-const HUB: usize = 0;
-const SPOKE1: usize = 1;
-const SPOKE2: usize = 2;
 
 #[test]
 fn seed_lab_registers_routes_shortcuts_restarts_and_cleans_up() {
     if skip_without_root() {
         return;
     }
-    let mut lab = Lab::new("seed", |_, c| c);
+    let mut lab = Lab::new(bins(), "seed", |_, c| c);
     assert!(
         lab.registered(SPOKE1, Duration::from_secs(5)),
         "{}",
@@ -410,7 +165,7 @@ fn nhrp_authentication_mismatch_is_rejected() {
     if skip_without_root() {
         return;
     }
-    let lab = Lab::new("auth", |site, c| {
+    let lab = Lab::new(bins(), "auth", |site, c| {
         if site == "spoke1" {
             c.replace("authentication: \"@lpha\"", "authentication: \"wrong\"")
         } else {
@@ -438,7 +193,7 @@ fn a_wrong_pre_shared_key_brings_no_sa_and_a_clear_warning() {
     if skip_without_root() {
         return;
     }
-    let lab = Lab::new("psk", |site, c| {
+    let lab = Lab::new(bins(), "psk", |site, c| {
         if site == "spoke1" {
             c.replace("preSharedKeyFile: dmvpn.psk", "preSharedKeyFile: wrong.psk")
         } else {
@@ -503,7 +258,7 @@ fn a_capture_of_the_underlay_decrypts_with_the_agents_key_logs() {
         eprintln!("SKIPPED: needs tshark and tcpdump");
         return;
     }
-    let lab = Lab::new("judge", |_, c| c);
+    let lab = Lab::new(bins(), "judge", |_, c| c);
     let capture = Capture::start(&lab.inet, "inet", &lab.dir.join("underlay.pcap")).unwrap();
     assert!(lab.registered(SPOKE1, Duration::from_secs(5)));
     assert!(lab.registered(SPOKE2, Duration::from_secs(5)));

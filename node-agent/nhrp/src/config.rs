@@ -98,6 +98,9 @@ pub struct Config {
     pub password: Option<Password>,
     /// `ip nhrp holdtime`, in seconds, sent in registrations and replies.
     pub holdtime: u16,
+    /// `ip nhrp registration timeout`, in seconds between registration refreshes; `None`,
+    /// a third of the holdtime (see [`Config::registration_interval`]).
+    pub registration_timeout: Option<u16>,
     /// The NHSs to register with (spokes; a hub may have some for a hierarchy).
     pub nhs: Vec<NhsConfig>,
     /// Site prefixes registered with every NHS and answered for in resolutions.
@@ -166,6 +169,7 @@ impl Config {
             network_id: 1,
             password: None,
             holdtime: DEFAULT_HOLDTIME,
+            registration_timeout: None,
             nhs: Vec::new(),
             advertised_prefixes: Vec::new(),
             routes: Vec::new(),
@@ -187,6 +191,15 @@ impl Config {
     /// The holdtime as a duration.
     pub fn holdtime(&self) -> Duration {
         Duration::from_secs(u64::from(self.holdtime))
+    }
+
+    /// The wait between a client's accepted registration and its refresh (RFC 2332 section
+    /// 5.2.3 leaves it to the client): `registration_timeout`, else a third of the holdtime
+    /// as on IOS; at least a second.
+    pub fn registration_interval(&self) -> Duration {
+        self.registration_timeout
+            .map_or(self.holdtime() / 3, |s| Duration::from_secs(u64::from(s)))
+            .max(Duration::from_secs(1))
     }
 
     /// Checks the configuration.

@@ -249,7 +249,8 @@ impl Engine {
     }
 
     /// A registration reply at the client: matches it with the pending request, records
-    /// the codes and our NAT address, and schedules the refresh at holdtime/3 (RFC 2332
+    /// the codes and our NAT address, and schedules the refresh at
+    /// [`crate::config::Config::registration_interval`] (RFC 2332
     /// section 5.2.3) or, after a refusal, a retry with backoff.
     pub(crate) fn registration_reply(
         &mut self,
@@ -317,7 +318,7 @@ impl Engine {
             });
         }
         let next = if accepted {
-            let refresh = self.config.holdtime() / 3;
+            let refresh = self.config.registration_interval();
             let backoff = self.initial_backoff();
             self.nhs[i].backoff = backoff;
             refresh

@@ -503,3 +503,26 @@ fn one_peer_cannot_register_more_than_its_quota() {
     assert_eq!(hub.counters().peer_quota_exceeded, 4);
     assert_eq!(hub_registered(&sim), 4);
 }
+
+#[test]
+fn a_registration_timeout_sets_the_refresh_interval() {
+    // IOS `ip nhrp registration timeout 5` on spoke2: its refresh comes 5 s after the
+    // reply, not at holdtime/3 (2400 s).
+    let mut sim = Sim::new(1, Impairments::perfect());
+    sim.add("hub", seed::hub(None), seed::HUB_NBMA.into());
+    let mut c = seed::spoke_config(2, seed::spoke_nbma(2), None);
+    c.registration_timeout = Some(5);
+    sim.add("spoke2", c, seed::spoke_nbma(2).into());
+    assert!(sim.run_until(Duration::from_secs(5), |s| s.nhs_up == 1, check_holdtimes));
+    let spoke = &sim.nodes[SPOKE2].engine;
+    assert_eq!(spoke.poll_timeout(), Some(sim.now + Duration::from_secs(5)));
+    // The refreshes keep coming every 5 s after each reply (10 ms round trip): 11 more
+    // requests in a minute.
+    sim.run_for(Duration::from_secs(60), check_holdtimes);
+    let requests = sim.nodes[SPOKE2]
+        .engine
+        .counters()
+        .sent
+        .get(Operation::RegistrationRequest);
+    assert_eq!(requests, 12);
+}

@@ -5,10 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 pub mod capture;
+pub mod impair;
 pub mod judge;
 pub mod keylog;
 pub mod lab_gre;
 pub mod netns;
+pub mod seed_lab;
 pub mod strongswan;
 
 use std::net::{Ipv4Addr, Ipv6Addr};

@@ -21,6 +21,8 @@ pub enum Signal {
     Term,
     /// SIGINT: capture tools such as tcpdump flush their file and exit.
     Int,
+    /// SIGKILL: a crash, without any cleanup.
+    Kill,
 }
 
 impl Signal {
@@ -28,6 +30,7 @@ impl Signal {
         match self {
             Signal::Term => "TERM",
             Signal::Int => "INT",
+            Signal::Kill => "KILL",
         }
     }
 }
