@@ -23,8 +23,9 @@ use dmvpn_esp::{InboundSa, OutboundSa, SaConfig};
 use dmvpn_ike::{
     ChildSaUp, DownReason, Engine, EspKeys, FailReason, Mode, PskAuthenticator, UdpEncap,
 };
-use dmvpn_wire::ikev2::NotifyType;
-use dmvpn_wire::udp_encap::{IKE_PORT, NAT_T_PORT};
+use dmvpn_wire::ikev2::{ExchangeType, NotifyType, Packet as IkePacket};
+use dmvpn_wire::udp_encap::{Datagram, IKE_PORT, NAT_T_PORT};
+use prometheus::Histogram;
 
 use crate::snapshot::{IkeSaInfo, IkeSaState, IpsecSaInfo};
 
@@ -65,6 +66,21 @@ pub trait KeyExchange<P: Protection> {
     /// The socket's error.
     fn send(&mut self) -> impl Future<Output = io::Result<()>> + Send {
         core::future::ready(Ok(()))
+    }
+
+    /// Deletes every SA (`clear crypto sa`): each IKE SA with an INFORMATIONAL DELETE (RFC
+    /// 7296 section 1.4.1), so that the peer drops its half at once, and the forwarder's ESP
+    /// SAs right away; the next packet to a peer negotiates new ones.
+    fn clear(&mut self, _now: Instant, _fwd: &mut Forwarder<P>, _out: &mut Output) {}
+
+    /// Leaves at shutdown: deletes every SA as [`KeyExchange::clear`] does, and from now on
+    /// starts and accepts no new one.
+    fn leave(&mut self, _now: Instant, _fwd: &mut Forwarder<P>, _out: &mut Output) {}
+
+    /// Whether DELETEs sent by [`KeyExchange::leave`] still wait for their answers (the
+    /// agent waits for them, bounded, before it stops).
+    fn deleting(&self) -> bool {
+        false
     }
 
     /// The ESP SA pairs, for `show crypto ipsec sa`.
@@ -204,6 +220,43 @@ pub struct IkeKeys<U> {
     peers: BTreeSet<IpAddr>,
     failures: BTreeMap<&'static str, u64>,
     last_auth_warning: Option<Instant>,
+    /// When the first IKE_SA_INIT request of each IKE SA being set up went out or came in,
+    /// by SPIi (64 random bits, RFC 7296 section 2.6): the start of its handshake.
+    started: HashMap<u64, Instant>,
+    /// Where handshake durations go (`dmvpn_ike_handshake_duration_seconds`).
+    handshakes: Option<Histogram>,
+    /// The agent is stopping: no new SA.
+    leaving: bool,
+}
+
+/// The most IKE handshakes timed at once; beyond, the stale ones are forgotten, and new ones
+/// go untimed while all are fresh (spoofed IKE_SA_INIT requests cannot grow the table).
+const MAX_TIMED_HANDSHAKES: usize = 4096;
+/// A handshake not done after this long is forgotten by the timing (the engine gave up
+/// long before: RFC 7296 section 2.4 retransmissions).
+const HANDSHAKE_STALE: Duration = Duration::from_secs(120);
+
+/// The SPIi of an IKE_SA_INIT request (RFC 7296 section 3.1: message ID 0, the response
+/// flag clear) in `message`, an IKE header first; `None` for anything else.
+fn init_request_spi(message: &[u8]) -> Option<u64> {
+    let packet = IkePacket::new_checked(message).ok()?;
+    let init = packet.exchange_type() == ExchangeType::IkeSaInit
+        && packet.message_id() == 0
+        && !packet.flags().response();
+    init.then(|| packet.initiator_spi())
+}
+
+/// The IKE message of a UDP payload received or sent on `port`: as is on 500, behind the
+/// non-ESP marker on 4500 (RFC 3948 section 2.2).
+fn ike_message(port: u16, payload: &[u8]) -> Option<&[u8]> {
+    if port == NAT_T_PORT {
+        match Datagram::parse(payload) {
+            Ok(Datagram::Ike(m)) => Some(m),
+            _ => None,
+        }
+    } else {
+        Some(payload)
+    }
 }
 
 /// The size of IKE datagram buffers (an IKE message with certificates can be large; RFC
@@ -227,7 +280,62 @@ impl<U: UdpEndpoint + Send> IkeKeys<U> {
             peers: BTreeSet::new(),
             failures: BTreeMap::new(),
             last_auth_warning: None,
+            started: HashMap::new(),
+            handshakes: None,
+            leaving: false,
         }
+    }
+
+    /// Records the duration of each IKE handshake, from the first IKE_SA_INIT request sent
+    /// or received to the first CHILD_SA up (RFC 7296 sections 1.2 and 2.17), in `histogram`.
+    #[must_use]
+    pub fn with_handshake_histogram(mut self, histogram: Histogram) -> Self {
+        self.handshakes = Some(histogram);
+        self
+    }
+
+    /// Notes the start of a handshake if `message` (sent or received) is an IKE_SA_INIT
+    /// request.
+    fn note_init(&mut self, now: Instant, message: &[u8]) {
+        let Some(spi_i) = init_request_spi(message) else {
+            return;
+        };
+        if self.started.len() >= MAX_TIMED_HANDSHAKES {
+            self.started
+                .retain(|_, t| now.saturating_duration_since(*t) < HANDSHAKE_STALE);
+        }
+        if self.started.len() < MAX_TIMED_HANDSHAKES {
+            self.started.entry(spi_i).or_insert(now);
+        }
+    }
+
+    /// Feeds a datagram to the engine, unless the agent is leaving and it asks for a new
+    /// IKE SA.
+    fn receive(&mut self, now: Instant, local: SocketAddr, from: SocketAddr, payload: &[u8]) {
+        if let Some(message) = ike_message(local.port(), payload) {
+            if self.leaving && init_request_spi(message).is_some() {
+                tracing::debug!(%from, "IKE_SA_INIT refused: shutting down");
+                return;
+            }
+            self.note_init(now, message);
+        }
+        self.engine.handle_datagram(now, local, from, payload);
+    }
+
+    /// Deletes every IKE SA (RFC 7296 section 1.4.1) and removes the forwarder's ESP SAs.
+    fn delete_all(&mut self, now: Instant, fwd: &mut Forwarder<EspInUdp>) -> usize {
+        let sas = self.engine.ike_sas();
+        let peers: BTreeSet<IpAddr> = sas.iter().map(|sa| sa.peer).collect();
+        for &peer in &peers {
+            self.engine.delete(now, peer);
+            // Packets waiting for an SA being set up go with it.
+            fwd.drop_pending(peer);
+        }
+        for peer in core::mem::take(&mut self.peers) {
+            fwd.remove_sa(peer);
+        }
+        self.started.clear();
+        sas.len()
     }
 
     /// The engine (tests, counters).
@@ -239,6 +347,9 @@ impl<U: UdpEndpoint + Send> IkeKeys<U> {
     /// log.
     fn flush(&mut self, now: Instant, fwd: &mut Forwarder<EspInUdp>, out: &mut Output) {
         while let Some(t) = self.engine.poll_transmit() {
+            if let Some(message) = ike_message(t.local.port(), &t.payload) {
+                self.note_init(now, message);
+            }
             let buf = if t.local.port() == NAT_T_PORT {
                 out.udp.push_empty()
             } else {
@@ -361,6 +472,12 @@ impl<U: UdpEndpoint + Send> IkeKeys<U> {
         match result {
             Ok(()) => {
                 self.peers.insert(up.peer);
+                if up.replaces.is_none()
+                    && let Some(start) = self.started.remove(&up.ike_spi_i)
+                    && let Some(h) = &self.handshakes
+                {
+                    h.observe(now.saturating_duration_since(start).as_secs_f64());
+                }
                 tracing::info!(peer = %up.peer, endpoint = %up.remote, inbound_spi = %format_args!("{:#010x}", up.inbound.spi), outbound_spi = %format_args!("{:#010x}", up.outbound.spi), algorithm = up.outbound.algorithm.name(), rekey = up.replaces.is_some(), "IPsec SA installed");
             }
             Err(e) => {
@@ -411,13 +528,14 @@ impl<U: UdpEndpoint + Send> KeyExchange<EspInUdp> for IkeKeys<U> {
         out: &mut Output,
     ) {
         match event {
+            Event::NeedSa { peer } if self.leaving => fwd.drop_pending(peer),
             Event::NeedSa { peer } => {
                 tracing::debug!(%peer, "initiating IKE");
                 self.engine.initiate(now, peer);
             }
             Event::IkeDatagram { from, datagram } => {
                 let local = SocketAddr::new(self.local, NAT_T_PORT);
-                self.engine.handle_datagram(now, local, from, &datagram);
+                self.receive(now, local, from, &datagram);
             }
             // The engine keeps the CHILD_SA lifetimes (rekeys before the ESP SAs expire).
             Event::Sa(e) => tracing::debug!(event = ?e, "ESP SA event"),
@@ -441,13 +559,35 @@ impl<U: UdpEndpoint + Send> KeyExchange<EspInUdp> for IkeKeys<U> {
 
     fn handle_received(&mut self, now: Instant, fwd: &mut Forwarder<EspInUdp>, out: &mut Output) {
         let local = SocketAddr::new(self.local, IKE_PORT);
-        for buf in self.rx.bufs() {
+        let mut rx = core::mem::replace(&mut self.rx, PacketBatch::new(0, 0));
+        for buf in rx.bufs() {
             if let Some(from) = buf.addr {
-                self.engine.handle_datagram(now, local, from, buf.packet());
+                self.receive(now, local, from, buf.packet());
             }
         }
-        self.rx.clear();
+        rx.clear();
+        self.rx = rx;
         self.flush(now, fwd, out);
+    }
+
+    fn clear(&mut self, now: Instant, fwd: &mut Forwarder<EspInUdp>, out: &mut Output) {
+        let n = self.delete_all(now, fwd);
+        tracing::info!(
+            ike_sas = n,
+            "clear crypto sa: every IKE and IPsec SA deleted"
+        );
+        self.flush(now, fwd, out);
+    }
+
+    fn leave(&mut self, now: Instant, fwd: &mut Forwarder<EspInUdp>, out: &mut Output) {
+        self.leaving = true;
+        let n = self.delete_all(now, fwd);
+        tracing::info!(ike_sas = n, "leaving: IKE SAs deleted");
+        self.flush(now, fwd, out);
+    }
+
+    fn deleting(&self) -> bool {
+        self.engine.counters().ike_sas > 0
     }
 
     async fn send(&mut self) -> io::Result<()> {
