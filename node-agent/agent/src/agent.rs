@@ -43,14 +43,6 @@ pub enum AgentError {
         /// The configuration file.
         file: PathBuf,
     },
-    /// The configuration asks for something this build cannot do.
-    #[error("{}: {what}", file.display())]
-    Unsupported {
-        /// What, and what to do instead.
-        what: &'static str,
-        /// The configuration file.
-        file: PathBuf,
-    },
     /// An OS operation failed.
     #[error("{what}: {source}")]
     Os {
@@ -67,9 +59,7 @@ impl AgentError {
     /// otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
-            AgentError::Config(_)
-            | AgentError::Settings { .. }
-            | AgentError::Unsupported { .. } => EXIT_CONFIG,
+            AgentError::Config(_) | AgentError::Settings { .. } => EXIT_CONFIG,
             AgentError::Os { .. } => EXIT_OS,
         }
     }
@@ -89,11 +79,12 @@ pub struct RunOptions {
     pub key_log: Option<PathBuf>,
 }
 
-/// Loads and checks the configuration of `path`, reading the pre-shared key file of its
-/// `ipsec` section (kept for the IKE engine only when `key_log` is set).
+/// Loads and checks the configuration of `path`, reading the pre-shared key file or the
+/// certificate, key and CA files of its `ipsec` section (`key_log`: the IKE engine keeps
+/// the SA keys for the key log).
 ///
 /// # Errors
-/// [`AgentError::Config`], [`AgentError::Settings`] or [`AgentError::Unsupported`].
+/// [`AgentError::Config`] or [`AgentError::Settings`].
 pub fn load(
     path: &Path,
     key_log: bool,
@@ -112,10 +103,6 @@ pub fn load(
             IpsecError::Key(e) => AgentError::Config(e),
             IpsecError::Engine(e) => AgentError::Settings {
                 error: SettingsError::Ipsec(e),
-                file: path.to_owned(),
-            },
-            IpsecError::Unsupported(what) => AgentError::Unsupported {
-                what,
                 file: path.to_owned(),
             },
         })?;

@@ -10,22 +10,25 @@ use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
-use dmvpn_crds::{IpsecMode, IpsecSpec, PreSharedKey};
+use dmvpn_crds::{ConfigError, IpsecMode, IpsecSpec, Issue, PreSharedKey};
 use dmvpn_dataplane::os::UdpEndpoint;
 use dmvpn_dataplane::{
     EspInUdp, EspMode, Event, Forwarder, GreInUdp, Output, PacketBatch, Protection,
 };
 use dmvpn_esp::{InboundSa, OutboundSa, SaConfig};
+use dmvpn_ike::cert::{CertError, Credentials, TrustStore};
 use dmvpn_ike::{
-    ChildSaUp, DownReason, Engine, EspKeys, FailReason, Mode, PskAuthenticator, UdpEncap,
+    Authenticator, ChildSaUp, DownReason, Engine, EspKeys, FailReason, Mode, PskAuthenticator,
+    SignatureAuthenticator, UdpEncap, WallClock,
 };
 use dmvpn_wire::ikev2::{ExchangeType, NotifyType, Packet as IkePacket};
 use dmvpn_wire::udp_encap::{Datagram, IKE_PORT, NAT_T_PORT};
 use prometheus::Histogram;
+use ring::rand::SystemRandom;
 
 use crate::snapshot::{IkeSaInfo, IkeSaState, IpsecSaInfo};
 
@@ -99,15 +102,13 @@ pub trait KeyExchange<P: Protection> {
 /// Why the `ipsec` section cannot be turned into an engine configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum IpsecError {
-    /// The pre-shared key file is unreadable or invalid.
+    /// The pre-shared key file, or a certificate, key or CA file, is unreadable or invalid
+    /// (the message names the field).
     #[error("{0}")]
-    Key(#[from] dmvpn_crds::ConfigError),
+    Key(#[from] ConfigError),
     /// The IKE engine refused its configuration (a proposal, say).
     #[error("ipsec: {0}")]
     Engine(#[from] dmvpn_ike::ConfigError),
-    /// What this build does not do yet.
-    #[error("ipsec: {0}")]
-    Unsupported(&'static str),
 }
 
 /// The IKE engine's configuration and the ESP mode of the dataplane, from the `ipsec`
@@ -122,7 +123,8 @@ pub struct IpsecSettings {
 
 impl IpsecSettings {
     /// Builds the engine configuration for our underlay address `local`, reading the
-    /// pre-shared key file; `key_log` keeps SA keys for [`KeyLogFile`].
+    /// pre-shared key file or the certificate, key and CA files; `key_log` keeps SA keys
+    /// for [`KeyLogFile`].
     ///
     /// ESP always travels in UDP 4500 here (RFC 3948): the userspace dataplane has no raw
     /// ESP socket, so encapsulation is forced whatever `forceUdpEncap` says (it is logged).
@@ -130,18 +132,46 @@ impl IpsecSettings {
     /// # Errors
     /// [`IpsecError`].
     pub fn from_spec(spec: &IpsecSpec, local: IpAddr, key_log: bool) -> Result<Self, IpsecError> {
-        let Some(path) = &spec.pre_shared_key_file else {
-            return Err(IpsecError::Unsupported(
-                "certificate authentication is not wired into the agent yet: use preSharedKeyFile",
-            ));
+        let identity = spec.identity.as_ref().map(|id| match id {
+            dmvpn_crds::Identity::Address(a) => dmvpn_ike::Identity::address(*a),
+            dmvpn_crds::Identity::Fqdn(n) => dmvpn_ike::Identity::fqdn(n),
+            dmvpn_crds::Identity::KeyId(k) => dmvpn_ike::Identity::key_id(k.as_bytes()),
+        });
+        let auth: Arc<dyn Authenticator> = match spec {
+            IpsecSpec {
+                pre_shared_key_file: Some(path),
+                ..
+            } => {
+                let psk = PreSharedKey::read(path)?;
+                Arc::new(PskAuthenticator::new(psk.expose()))
+            }
+            IpsecSpec {
+                certificate_file: Some(cert),
+                private_key_file: Some(key),
+                ca_file: Some(ca),
+                ..
+            } => {
+                let own = identity
+                    .clone()
+                    .unwrap_or_else(|| dmvpn_ike::Identity::address(local));
+                let files = CertificateFiles { cert, key, ca };
+                let field = if spec.identity.is_some() {
+                    "ipsec.identity"
+                } else {
+                    "ipsec.certificateFile"
+                };
+                Arc::new(files.authenticator(&own, field)?)
+            }
+            _ => {
+                return Err(IpsecError::Key(invalid(
+                    "ipsec",
+                    "no authentication: set preSharedKeyFile, or certificateFile, privateKeyFile and caFile",
+                )));
+            }
         };
-        let psk = PreSharedKey::read(path)?;
-        let auth = PskAuthenticator::new(psk.expose());
-        drop(psk);
         let ike: Vec<&str> = spec.ike.iter().map(String::as_str).collect();
         let esp: Vec<&str> = spec.esp.iter().map(String::as_str).collect();
-        let mut config =
-            dmvpn_ike::Config::new(local, Arc::new(auth)).with_proposals(&ike, &esp)?;
+        let mut config = dmvpn_ike::Config::new(local, auth).with_proposals(&ike, &esp)?;
         let (mode, esp_mode) = match spec.mode {
             IpsecMode::Transport => (Mode::Transport, EspMode::Transport),
             IpsecMode::Tunnel => (Mode::Tunnel, EspMode::Tunnel),
@@ -152,17 +182,102 @@ impl IpsecSettings {
         config.allow_transport = mode == Mode::Transport;
         config.udp_encap = UdpEncap::Forced;
         config.dpd_interval = spec.dpd_interval.map(|s| Duration::from_secs(u64::from(s)));
-        config.identity = spec.identity.as_ref().map(|id| match id {
-            dmvpn_crds::Identity::Address(a) => dmvpn_ike::Identity::address(*a),
-            dmvpn_crds::Identity::Fqdn(n) => dmvpn_ike::Identity::fqdn(n),
-            dmvpn_crds::Identity::KeyId(k) => dmvpn_ike::Identity::key_id(k.as_bytes()),
-        });
+        config.identity = identity;
         config.key_log = key_log;
         config.validate()?;
         Ok(IpsecSettings {
             ike: config,
             mode: esp_mode,
         })
+    }
+}
+
+/// A configuration error at the field `path`.
+fn invalid(path: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        file: None,
+        issues: vec![Issue {
+            path: path.to_owned(),
+            message: message.into(),
+        }],
+    }
+}
+
+/// The certificate files of the `ipsec` section (IOS `crypto pki trustpoint`).
+struct CertificateFiles<'a> {
+    cert: &'a Path,
+    key: &'a Path,
+    ca: &'a Path,
+}
+
+impl CertificateFiles<'_> {
+    /// Reads the files into a digital-signature authenticator (RFC 7427) whose validity
+    /// checks follow the wall clock, after checking what a peer will check (RFC 4945
+    /// section 3.1, RFC 5280 section 6): that the key is the certificate's, that the
+    /// certificate chains to a CA of `caFile` and is valid now, and that it names `own`,
+    /// the identity sent in IKE_AUTH (`field` is where a mismatch is reported).
+    fn authenticator(
+        &self,
+        own: &dmvpn_ike::Identity,
+        field: &str,
+    ) -> Result<SignatureAuthenticator, ConfigError> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let (cert, key, ca) = (self.cert.display(), self.key.display(), self.ca.display());
+        let chain_pem = read(self.cert)?;
+        let mut key_pem = read(self.key)?;
+        let ca_pem = read(self.ca)?;
+        let trust = TrustStore::from_pem(&ca_pem).map_err(|e| {
+            invalid(
+                "ipsec.caFile",
+                format!("{ca}: {e}: give the PEM certificates of the CAs that sign the routers' certificates"),
+            )
+        })?;
+        let credentials = Credentials::from_pem(&chain_pem, &key_pem, &SystemRandom::new());
+        // The key's bytes go at once (best effort without `unsafe`).
+        key_pem.fill(0);
+        core::hint::black_box(&key_pem);
+        let credentials = credentials.map_err(|e| match e {
+            CertError::KeyNotCertified => invalid(
+                "ipsec.privateKeyFile",
+                format!("{key} does not match the certificate of {cert}: give the key the certificate was issued for"),
+            ),
+            CertError::Key(e) => invalid(
+                "ipsec.privateKeyFile",
+                format!("{key}: {e}: give a PKCS #8 PEM key (ECDSA P-256, P-384 or Ed25519)"),
+            ),
+            e => invalid(
+                "ipsec.certificateFile",
+                format!("{cert}: {e}: give this router's PEM certificate first, then its intermediates"),
+            ),
+        })?;
+        let (leaf, intermediates) = credentials
+            .chain()
+            .split_first()
+            .ok_or_else(|| invalid("ipsec.certificateFile", format!("{cert}: no certificate")))?;
+        let intermediates: Vec<&[u8]> = intermediates.iter().map(Vec::as_slice).collect();
+        let now = SystemTime::now();
+        let certified = trust.verify(leaf, &intermediates, now).map_err(|e| {
+            invalid(
+                "ipsec.certificateFile",
+                format!("{cert}: {e} (checked against {ca}): peers would refuse it"),
+            )
+        })?;
+        certified.check_id(&own.wire()).map_err(|e| {
+            invalid(
+                field,
+                format!("{cert}: {e}: the identity sent in IKE_AUTH must be a subjectAltName of the certificate (RFC 4945 section 3.1); set ipsec.identity to one, or issue the certificate with the underlay address as an IP subjectAltName"),
+            )
+        })?;
+        let clock = WallClock {
+            instant: Instant::now(),
+            system: now,
+        };
+        Ok(SignatureAuthenticator::new(credentials, trust, clock))
     }
 }
 
@@ -417,7 +532,7 @@ impl<U: UdpEndpoint + Send> IkeKeys<U> {
                     .is_some_and(|t| now.saturating_duration_since(t) < AUTH_WARNING_INTERVAL);
                 if auth && !quiet {
                     self.last_auth_warning = Some(now);
-                    tracing::warn!(%peer, reason = label, "IKE authentication failed: check the pre-shared key on both routers; no SA");
+                    tracing::warn!(%peer, reason = label, "IKE authentication failed: check the pre-shared key or the certificates on both routers; no SA");
                 } else {
                     tracing::info!(%peer, reason = label, "IKE SA setup failed");
                 }
