@@ -130,6 +130,11 @@ where
         &self.fwd
     }
 
+    /// The key exchange (tests inspect its engine).
+    pub fn keys(&self) -> &K {
+        &self.keys
+    }
+
     /// The OS handles (tests inspect the fakes).
     pub fn os_mut(&mut self) -> &mut Os<T, U, R> {
         &mut self.os
