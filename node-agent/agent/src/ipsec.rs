@@ -504,7 +504,7 @@ impl<U: UdpEndpoint + Send> IkeKeys<U> {
                 ..
             } => {
                 self.up_since.insert((spi_i, spi_r), now);
-                tracing::info!(%peer, %remote, identity = %identity.id, spi_i = %format_args!("{spi_i:016x}"), spi_r = %format_args!("{spi_r:016x}"), nat, rekey = replaces.is_some(), "IKE SA up");
+                tracing::info!(%peer, %remote, %identity, spi_i = %format_args!("{spi_i:016x}"), spi_r = %format_args!("{spi_r:016x}"), nat, rekey = replaces.is_some(), "IKE SA up");
             }
             E::IkeSaDown {
                 peer,
