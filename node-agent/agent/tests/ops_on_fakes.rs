@@ -288,8 +288,10 @@ async fn clear_ip_nhrp_drops_registrations_shortcuts_and_their_routes() {
     // At spoke1: the shortcut goes (its route falls back to the static one via the hub), a
     // registration goes out at once.
     let received = |lab: &Lab| {
-        lab.snapshot(HUB)
-            .nhrp_traffic
+        lab.routers[HUB]
+            .forwarder()
+            .engine()
+            .counters()
             .received
             .get(dmvpn_wire::nhrp::Operation::RegistrationRequest)
     };
