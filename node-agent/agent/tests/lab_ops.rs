@@ -349,12 +349,10 @@ fn metrics_move_clear_crypto_sa_rebuilds_and_sigterm_deletes() {
             "dmvpn_nhrp_messages_total{direction=\"sent\",type=\"resolution_request\"}"
         ) >= 1.0
     );
-    // The hub and spoke2 (the shortcut's direct SA).
-    assert_eq!(value(&spoke, "dmvpn_ike_sas{state=\"established\"}"), 2.0);
-    assert_eq!(
-        value(&spoke, "dmvpn_ike_handshake_duration_seconds_count"),
-        2.0
-    );
+    // The hub and spoke2 (the shortcut's direct SA; both spokes may have started one at
+    // once, RFC 7296 section 2.8.1).
+    assert!(value(&spoke, "dmvpn_ike_sas{state=\"established\"}") >= 2.0);
+    assert!(value(&spoke, "dmvpn_ike_handshake_duration_seconds_count") >= 2.0);
 
     // clear crypto sa at the hub: DELETEs go, the spokes drop their SAs with the hub at
     // once, and traffic brings new ones.
