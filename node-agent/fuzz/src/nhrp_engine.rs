@@ -115,6 +115,10 @@ enum Op {
     Shutdown {
         node: u8,
     },
+    /// `clear ip nhrp`.
+    ClearDynamic {
+        node: u8,
+    },
     Restart {
         node: u8,
     },
@@ -325,6 +329,10 @@ impl Net {
             Op::Shutdown { node } => {
                 let i = self.index(node);
                 self.nodes[i].engine.shutdown(now);
+            }
+            Op::ClearDynamic { node } => {
+                let i = self.index(node);
+                self.nodes[i].engine.clear_dynamic(now);
             }
             Op::Restart { node } => {
                 let i = self.index(node);

@@ -112,6 +112,10 @@ pub struct Config {
     pub unique: bool,
     /// `ip nhrp redirect` (hub, DMVPN phase 3).
     pub redirect: bool,
+    /// `ip nhrp map multicast dynamic`: multicast and broadcast are replicated to the peers
+    /// registered here as well as to the NHSs ([`crate::Engine::multicast_peers`]). On in
+    /// [`Config::new`], where a hub wants it; IOS needs the command.
+    pub multicast_dynamic: bool,
     /// `ip nhrp shortcut` (spoke, DMVPN phase 3).
     pub shortcut: bool,
     /// The most dynamic cache entries kept; more are refused and counted.
@@ -135,6 +139,10 @@ pub enum ConfigError {
     /// The holdtime is zero.
     #[error("the holdtime must be at least 1 second")]
     ZeroHoldtime,
+    /// The registration timeout is zero or longer than the holdtime (registrations would
+    /// expire between two refreshes).
+    #[error("the registration timeout must be 1 second to the holdtime, not {0}")]
+    RegistrationTimeout(u16),
     /// A spoke without an NHS.
     #[error("a spoke needs at least one NHS")]
     NoNhs,
@@ -175,6 +183,7 @@ impl Config {
             routes: Vec::new(),
             unique: true,
             redirect: false,
+            multicast_dynamic: true,
             shortcut: false,
             cache_limit: DEFAULT_CACHE_LIMIT,
             max_registrations_per_peer: DEFAULT_MAX_REGISTRATIONS_PER_PEER,
@@ -212,6 +221,11 @@ impl Config {
         }
         if self.holdtime == 0 {
             return Err(ConfigError::ZeroHoldtime);
+        }
+        if let Some(t) = self.registration_timeout
+            && (t == 0 || t > self.holdtime)
+        {
+            return Err(ConfigError::RegistrationTimeout(t));
         }
         if self.cache_limit == 0 || self.max_registrations_per_peer == 0 {
             return Err(ConfigError::ZeroCacheLimit);
