@@ -3,7 +3,7 @@
 use core::fmt;
 use core::net::IpAddr;
 use core::time::Duration;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
 use dmvpn_wire::nhrp::{
@@ -16,7 +16,7 @@ use crate::cache::{Cache, Entry, EntryType};
 use crate::config::{Config, ConfigError, Role};
 use crate::counters::Counters;
 use crate::error::DropReason;
-use crate::prefix::Prefix;
+use crate::prefix::{Keyed, Prefix, PrefixMap};
 use crate::purge::Holders;
 use crate::registration::NhsState;
 use crate::resolution::PendingResolution;
@@ -240,7 +240,7 @@ pub struct Engine {
     /// The NHS's record of who holds a shortcut for each registered prefix (hashed: it is
     /// written on every resolution request; each prefix's holders stay sorted, so purges go
     /// out in address order).
-    pub(crate) shortcut_holders: HashMap<Prefix, Holders>,
+    pub(crate) shortcut_holders: PrefixMap<Holders>,
     /// The number of (prefix, holder) pairs in `shortcut_holders`.
     pub(crate) shortcut_holders_len: usize,
     /// The start of the current one-second window of Error Indications and how many went
@@ -271,7 +271,10 @@ impl Engine {
         now: Instant,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
-        let mut cache = Cache::new(config.cache_limit);
+        let next_request_id = rng.next_u32();
+        // The key of the cache's hashes: secret, so that peers cannot aim at one bucket.
+        let hash_seed = (u64::from(rng.next_u32()) << 32) | u64::from(rng.next_u32());
+        let mut cache = Cache::with_seed(config.cache_limit, hash_seed);
         let local = |prefix_owner: IpAddr| Entry {
             kind: EntryType::Local,
             tunnel: prefix_owner,
@@ -318,7 +321,6 @@ impl Engine {
                 NhsState::new(*n, now)
             })
             .collect();
-        let next_request_id = rng.next_u32();
         let mut engine = Engine {
             config,
             cache,
@@ -333,7 +335,7 @@ impl Engine {
             redirects: BTreeMap::new(),
             error_window: None,
             shortcut_refresh: BTreeSet::new(),
-            shortcut_holders: HashMap::new(),
+            shortcut_holders: PrefixMap::with_hasher(Keyed::with_seed(hash_seed)),
             shortcut_holders_len: 0,
         };
         engine.reselect_nhs(now);
