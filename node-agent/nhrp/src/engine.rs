@@ -467,7 +467,7 @@ impl Engine {
         self.counters.received.bump(repr.operation());
         let handled = match repr.message {
             Message::RegistrationRequest(reg) if self.config.role == Role::Hub => {
-                self.serve_registration(now, from, &repr, &reg)
+                self.serve_registration(now, from, &repr, &exts, &reg)
             }
             Message::RegistrationReply(reg) => self.registration_reply(now, from, &exts, &reg),
             Message::ResolutionRequest(req) => self.serve_resolution(now, from, &repr, &exts, &req),

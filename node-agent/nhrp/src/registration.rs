@@ -337,6 +337,7 @@ impl Engine {
         now: Instant,
         from: IpAddr,
         repr: &Repr<'_>,
+        exts: &ExtensionIndex<'_>,
         reg: &Registration<'_>,
     ) -> Result<(), DropReason> {
         let src = self
@@ -383,27 +384,25 @@ impl Engine {
             cfg.mtu,
             cfg.holdtime,
         )];
-        // One walk over the request's extensions; the NAT extension is then found among
-        // them without parsing them again.
-        let mut exts: SmallList<Extension<'_>, 8> = SmallList::new(Extension::new(
+        // The request's extensions, from the index when it holds the list in order (the
+        // usual list), else by one walk over the list.
+        let mut reply_exts: SmallList<Extension<'_>, 8> = SmallList::new(Extension::new(
             ExtensionBody::ResponderAddress(Seq::empty()),
         ));
         if let Some(list) = repr.extensions {
-            exts.extend(list.iter());
+            match exts.in_order() {
+                Some(all) => reply_exts.extend(all),
+                None => reply_exts.extend(list.iter()),
+            }
         }
         let mut nat_cies: SmallList<Cie<'_>, 4> = SmallList::new(Cie::request(0, 0, 0));
-        if let Some(cies) = exts
-            .as_slice()
-            .iter()
-            .find(|e| e.ty() == ExtensionType::NatAddress)
-            .and_then(|e| e.cies())
-        {
+        if let Some(cies) = exts.get(ExtensionType::NatAddress).and_then(|e| e.cies()) {
             nat_cies.extend(cies.iter());
             if from != claimed {
                 nat_cies.push(Cie::host(from, src, cfg.mtu, 0));
             }
         }
-        for ext in exts.as_mut_slice() {
+        for ext in reply_exts.as_mut_slice() {
             match ext.body {
                 ExtensionBody::ResponderAddress(_) => {
                     ext.body = ExtensionBody::ResponderAddress(Seq::Items(&responder));
@@ -420,7 +419,7 @@ impl Engine {
                 cies: Seq::Items(reply_cies.as_slice()),
                 ..*reg
             }),
-            extensions: repr.extensions.map(|_| Seq::Items(exts.as_slice())),
+            extensions: repr.extensions.map(|_| Seq::Items(reply_exts.as_slice())),
             ..*repr
         };
         send(&mut self.outbox, &mut self.counters, from, &reply);
