@@ -443,7 +443,10 @@ impl Engine {
 
     fn dispatch(&mut self, now: Instant, from: IpAddr, bytes: &[u8]) -> Result<(), DropReason> {
         let packet = Packet::new_checked(bytes).map_err(|_| DropReason::Malformed)?;
-        let (repr, exts) = Repr::parse_indexed(&packet).map_err(|_| DropReason::Malformed)?;
+        // Destructured in place: a `map_err` moved the whole parsed message and index.
+        let Ok((repr, exts)) = Repr::parse_indexed(&packet) else {
+            return Err(DropReason::Malformed);
+        };
         self.check_families(&repr)?;
         if let Message::ErrorIndication(ind) = repr.message {
             // Acted on only as an event and a counter, so accepted without authentication:
