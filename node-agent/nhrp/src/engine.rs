@@ -137,14 +137,16 @@ pub enum Event {
     },
 }
 
-/// A source of randomness, injected so that a seeded one makes tests reproducible.
+/// A source of randomness, injected so that a seeded one makes tests reproducible. The
+/// engine draws its request IDs, retransmission jitter and the key of its cache's hashes
+/// from it, so a deployment gives it an unpredictable source.
 pub trait Random {
     /// The next 32 random bits.
     fn next_u32(&mut self) -> u32;
 }
 
-/// SplitMix64: a small seeded generator for tests and simulations (not cryptographic; the
-/// engine only draws request IDs and retransmission jitter from it).
+/// SplitMix64: a small seeded generator for tests and simulations (not cryptographic, and
+/// predictable from its seed: not for a deployed engine, whose hash key must be secret).
 #[derive(Debug, Clone)]
 pub struct SplitMix64(pub u64);
 
