@@ -656,7 +656,7 @@ mod tests {
             }
             // The index gives the list in order exactly when it holds only first extensions
             // of known types.
-            let all: std::vec::Vec<_> = parsed.extensions.iter().flat_map(|l| l.iter()).collect();
+            let all: Vec<_> = parsed.extensions.iter().flat_map(|l| l.iter()).collect();
             let noted = all.iter().enumerate().all(|(k, e)| {
                 !matches!(e.ty(), ExtensionType::End | ExtensionType::Unknown(_))
                     && all[..k].iter().all(|f| f.ty() != e.ty())
@@ -664,7 +664,7 @@ mod tests {
             match index.in_order() {
                 Some(ordered) => {
                     prop_assert!(noted);
-                    prop_assert_eq!(ordered.collect::<std::vec::Vec<_>>(), all);
+                    prop_assert_eq!(ordered.collect::<Vec<_>>(), all);
                 }
                 None => prop_assert!(!noted),
             }
