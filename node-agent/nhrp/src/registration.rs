@@ -395,20 +395,26 @@ impl Engine {
                 None => reply_exts.extend(list.iter()),
             }
         }
-        let mut nat_cies: SmallList<Cie<'_>, 4> = SmallList::new(Cie::request(0, 0, 0));
-        if let Some(cies) = exts.get(ExtensionType::NatAddress).and_then(|e| e.cies()) {
-            nat_cies.extend(cies.iter());
-            if from != claimed {
-                nat_cies.push(Cie::host(from, src, cfg.mtu, 0));
-            }
-        }
+        // Behind NAT, the NAT extension gets a CIE naming the address the request came from
+        // (Cisco's NAT extension); otherwise it goes back as it came, like the transit
+        // extensions and as nhrpd copies it.
+        let nat_cies = exts
+            .get(ExtensionType::NatAddress)
+            .and_then(|e| e.cies())
+            .filter(|_| from != claimed)
+            .map(|cies| {
+                let mut list: SmallList<Cie<'_>, 4> = SmallList::new(Cie::request(0, 0, 0));
+                list.extend(cies.iter());
+                list.push(Cie::host(from, src, cfg.mtu, 0));
+                list
+            });
         for ext in reply_exts.as_mut_slice() {
-            match ext.body {
-                ExtensionBody::ResponderAddress(_) => {
+            match (&ext.body, &nat_cies) {
+                (ExtensionBody::ResponderAddress(_), _) => {
                     ext.body = ExtensionBody::ResponderAddress(Seq::Items(&responder));
                 }
-                ExtensionBody::NatAddress(_) => {
-                    ext.body = ExtensionBody::NatAddress(Seq::Items(nat_cies.as_slice()));
+                (ExtensionBody::NatAddress(_), Some(nat)) => {
+                    ext.body = ExtensionBody::NatAddress(Seq::Items(nat.as_slice()));
                 }
                 _ => {}
             }
