@@ -14,9 +14,9 @@ use dmvpn_dataplane::os::linux::{
     DEFAULT_ROUTE_PROTOCOL, LinuxRoutes, LinuxTun, LinuxUdp, MAIN_TABLE,
 };
 use dmvpn_dataplane::{EspInUdp, Forwarder, GreInUdp, Protection};
-use dmvpn_nhrp::{Engine, SplitMix64};
+use dmvpn_nhrp::{Engine, Random};
 use dmvpn_wire::udp_encap::IKE_PORT;
-use ring::rand::SecureRandom;
+use ring::rand::SystemRandom;
 
 use crate::driver::{DeviceInfo, Driver, Os};
 use crate::ipsec::{IkeKeys, IpsecError, IpsecSettings, KeyExchange, KeyLogFile, Unprotected};
@@ -109,16 +109,36 @@ pub fn load(
     Ok((spec, settings, ipsec))
 }
 
-/// A seed for the NHRP engine's request IDs and jitter, from the OS's random source.
-fn seed() -> Result<u64, AgentError> {
-    let mut bytes = [0u8; 8];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| AgentError::Os {
-            what: "reading the OS random source".into(),
-            source: io::Error::other("getrandom failed"),
-        })?;
-    Ok(u64::from_le_bytes(bytes))
+/// The NHRP engine's randomness (its request IDs, jitter and the key of its cache's hashes):
+/// HMAC-SHA256 of a counter under a key from the OS's random source. The request IDs go on
+/// the wire, so the draws must not give each other away, as a seeded generator's would: the
+/// hash key would then be guessable and peers could aim their addresses at one bucket.
+struct OsKeyedRandom {
+    key: ring::hmac::Key,
+    counter: u64,
+}
+
+impl OsKeyedRandom {
+    /// Draws the key from the OS's random source.
+    fn new() -> Result<Self, AgentError> {
+        let key = ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &SystemRandom::new())
+            .map_err(|_| AgentError::Os {
+                what: "reading the OS random source".into(),
+                source: io::Error::other("getrandom failed"),
+            })?;
+        Ok(OsKeyedRandom { key, counter: 0 })
+    }
+}
+
+impl Random for OsKeyedRandom {
+    fn next_u32(&mut self) -> u32 {
+        self.counter = self.counter.wrapping_add(1);
+        let tag = ring::hmac::sign(&self.key, &self.counter.to_be_bytes());
+        // A SHA-256 tag is 32 bytes.
+        tag.as_ref()
+            .first_chunk::<4>()
+            .map_or(0, |b| u32::from_be_bytes(*b))
+    }
 }
 
 /// Runs the agent until SIGTERM or SIGINT.
@@ -191,7 +211,7 @@ async fn serve(
     let routes = LinuxRoutes::connect(DEFAULT_ROUTE_PROTOCOL, MAIN_TABLE)
         .map_err(os("opening rtnetlink"))?;
     let engine =
-        Engine::new(settings.nhrp.clone(), Box::new(SplitMix64(seed()?)), now).map_err(|e| {
+        Engine::new(settings.nhrp.clone(), Box::new(OsKeyedRandom::new()?), now).map_err(|e| {
             AgentError::Os {
                 what: "starting NHRP".into(),
                 source: io::Error::other(e.to_string()),

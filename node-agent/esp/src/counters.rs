@@ -2,7 +2,10 @@
 //! form) so that an operator reads the same numbers on both kinds of router.
 //!
 //! With an AEAD, encryption and the digest are one operation: a sealed packet counts once in
-//! each of encaps, encrypt and digest, an opened one in decaps, decrypt and verify.
+//! each of encaps, encrypt and digest, an opened one in decaps, decrypt and verify. These
+//! always move together, and with the payload bytes they are what the SA's lifetime counts
+//! (RFC 4301 section 4.4.2.1), so the SA keeps one count of each, in its
+//! [`crate::lifetime::Lifetime`], and shows the packet count three times.
 
 use crate::sa::{OpenError, SealError};
 
@@ -28,11 +31,15 @@ pub struct OutboundCounters {
 }
 
 impl OutboundCounters {
-    pub(crate) fn sealed(&mut self, payload_len: usize) {
-        self.pkts_encaps += 1;
-        self.pkts_encrypt += 1;
-        self.pkts_digest += 1;
-        self.bytes = self.bytes.saturating_add(payload_len as u64);
+    /// These error counters with the packets and payload bytes sealed.
+    pub(crate) const fn with_sealed(self, packets: u64, bytes: u64) -> Self {
+        OutboundCounters {
+            pkts_encaps: packets,
+            pkts_encrypt: packets,
+            pkts_digest: packets,
+            bytes,
+            ..self
+        }
     }
 
     pub(crate) fn failed(&mut self, e: &SealError) {
@@ -73,11 +80,15 @@ pub struct InboundCounters {
 }
 
 impl InboundCounters {
-    pub(crate) fn opened(&mut self, payload_len: usize) {
-        self.pkts_decaps += 1;
-        self.pkts_decrypt += 1;
-        self.pkts_verify += 1;
-        self.bytes = self.bytes.saturating_add(payload_len as u64);
+    /// These error counters with the packets and payload bytes opened.
+    pub(crate) const fn with_opened(self, packets: u64, bytes: u64) -> Self {
+        InboundCounters {
+            pkts_decaps: packets,
+            pkts_decrypt: packets,
+            pkts_verify: packets,
+            bytes,
+            ..self
+        }
     }
 
     pub(crate) fn failed(&mut self, e: &OpenError) {

@@ -146,24 +146,25 @@ impl Lifetime {
         }
     }
 
-    /// Whether a hard limit is reached at `now`: the SA must refuse the packet.
+    /// Whether a hard limit is reached at `now`: the SA must refuse the packet. This is where
+    /// the packet path checks the time limits, soft and hard, with one comparison against the
+    /// earliest deadline still running; [`Lifetime::record`] then checks the counts.
     #[inline]
     pub fn is_expired(&mut self, now: Instant) -> bool {
-        if self.hard == Stage::Running && self.hard_deadline.is_some_and(|d| now >= d) {
-            self.hard = Stage::Reached;
+        if self.watch.deadline.is_some_and(|d| now >= d) {
+            self.update(now);
         }
         self.hard != Stage::Running
     }
 
-    /// Accounts one packet of `bytes` payload bytes carried at `now`.
+    /// Accounts one packet of `bytes` payload bytes carried at `now` and checks the byte and
+    /// packet limits; the time limits are checked by [`Lifetime::is_expired`], which the
+    /// packet path calls first.
     #[inline]
     pub fn record(&mut self, now: Instant, bytes: usize) {
         self.packets = self.packets.saturating_add(1);
         self.bytes = self.bytes.saturating_add(bytes as u64);
-        if self.packets >= self.watch.packets
-            || self.bytes >= self.watch.bytes
-            || self.watch.deadline.is_some_and(|d| now >= d)
-        {
+        if self.packets >= self.watch.packets || self.bytes >= self.watch.bytes {
             self.update(now);
         }
     }
@@ -304,14 +305,15 @@ mod tests {
         assert!(l.is_expired(t0), "packets");
         assert_eq!(l.poll_event(), Some(LifetimeEvent::Expired));
 
-        // A deadline passed between timer runs is seen by the next packet.
+        // A deadline passed between timer runs is seen by the next packet, which checks
+        // the time before it is carried.
         let mut l = Lifetime::new(config, t0);
+        assert!(!l.is_expired(t0 + Duration::from_secs(19)));
         l.record(t0 + Duration::from_secs(19), 1);
         assert_eq!(l.poll_event(), None);
-        l.record(t0 + Duration::from_secs(20), 1);
+        assert!(l.is_expired(t0 + Duration::from_secs(20)));
         assert!(l.has_event());
         assert_eq!(l.poll_event(), Some(LifetimeEvent::Expired), "time");
-        assert!(l.is_expired(t0 + Duration::from_secs(20)));
     }
 
     #[test]

@@ -172,8 +172,10 @@ pub struct OutboundSa {
     next: Option<u64>,
     /// The last sequence number the SA may send (RFC 4303 section 3.3.3).
     last: u64,
+    /// Also the count of packets and payload bytes sealed.
     lifetime: Lifetime,
-    counters: OutboundCounters,
+    /// The error counters; the packet and byte counts stay zero here.
+    errors: OutboundCounters,
 }
 
 impl OutboundSa {
@@ -194,7 +196,7 @@ impl OutboundSa {
                 SequenceNumbers::Extended => u64::MAX,
             },
             lifetime: Lifetime::new(config.lifetime, now),
-            counters: OutboundCounters::default(),
+            errors: OutboundCounters::default(),
         })
     }
 
@@ -218,9 +220,10 @@ impl OutboundSa {
         self.next
     }
 
-    /// The counters.
-    pub const fn counters(&self) -> &OutboundCounters {
-        &self.counters
+    /// The counters (the packet and byte counts are the lifetime's).
+    pub const fn counters(&self) -> OutboundCounters {
+        self.errors
+            .with_sealed(self.lifetime.packets(), self.lifetime.bytes())
     }
 
     /// The lifetime.
@@ -248,7 +251,7 @@ impl OutboundSa {
         match self.seal_inner(now, buf, payload_len, next_header) {
             Ok(len) => Ok(len),
             Err(e) => {
-                self.counters.failed(&e);
+                self.errors.failed(&e);
                 Err(e)
             }
         }
@@ -269,7 +272,7 @@ impl OutboundSa {
         let needed = sealed_len(payload.len());
         let Some(dst) = out.get_mut(PAYLOAD_OFFSET..PAYLOAD_OFFSET + payload.len()) else {
             let e = SealError::BufferTooSmall { needed };
-            self.counters.failed(&e);
+            self.errors.failed(&e);
             return Err(e);
         };
         dst.copy_from_slice(payload);
@@ -323,7 +326,6 @@ impl OutboundSa {
             self.lifetime.reach_soft();
         }
         self.lifetime.record(now, payload_len);
-        self.counters.sealed(payload_len);
         Ok(len)
     }
 
@@ -350,8 +352,10 @@ pub struct InboundSa {
     cipher: Cipher,
     sequence_numbers: SequenceNumbers,
     pub(crate) window: ReplayWindow,
+    /// Also the count of packets and payload bytes opened.
     lifetime: Lifetime,
-    counters: InboundCounters,
+    /// The error counters; the packet and byte counts stay zero here.
+    errors: InboundCounters,
 }
 
 impl InboundSa {
@@ -367,7 +371,7 @@ impl InboundSa {
             sequence_numbers: config.sequence_numbers,
             window: ReplayWindow::new(),
             lifetime: Lifetime::new(config.lifetime, now),
-            counters: InboundCounters::default(),
+            errors: InboundCounters::default(),
         })
     }
 
@@ -391,9 +395,10 @@ impl InboundSa {
         &self.window
     }
 
-    /// The counters.
-    pub const fn counters(&self) -> &InboundCounters {
-        &self.counters
+    /// The counters (the packet and byte counts are the lifetime's).
+    pub const fn counters(&self) -> InboundCounters {
+        self.errors
+            .with_opened(self.lifetime.packets(), self.lifetime.bytes())
     }
 
     /// The lifetime.
@@ -415,7 +420,7 @@ impl InboundSa {
         match self.open_inner(now, packet) {
             Ok(o) => Ok(o),
             Err(e) => {
-                self.counters.failed(&e);
+                self.errors.failed(&e);
                 Err(e)
             }
         }
@@ -452,7 +457,6 @@ impl InboundSa {
         let (payload, trailer) = Trailer::parse(plain).map_err(|_| OpenError::BadTrailer)?;
         let payload_len = payload.len();
         self.lifetime.record(now, payload_len);
-        self.counters.opened(payload_len);
         Ok(Opened {
             spi,
             payload: PAYLOAD_OFFSET..PAYLOAD_OFFSET + payload_len,

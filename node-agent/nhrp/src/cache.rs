@@ -3,11 +3,10 @@
 //! dataplane; bounded size for the dynamic entries.
 
 use core::net::IpAddr;
-use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::expiry::{Schedule, TimerId};
-use crate::prefix::{Prefix, PrefixTable, TableSlot};
+use crate::prefix::{Keyed, Prefix, PrefixMap, PrefixTable, TableSlot, random_seed};
 
 /// Where a cache entry came from (Cisco `show ip nhrp` types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -92,8 +91,8 @@ struct Stored {
 
 /// The number of registered entries of each owner, keyed by the host prefix of its tunnel
 /// address (whose hash is one word, where an `IpAddr`'s is three writes).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Owners(HashMap<Prefix, usize>);
+#[derive(Debug, Clone)]
+pub(crate) struct Owners(PrefixMap<usize>);
 
 impl Owners {
     /// The number of registered entries whose owner is `tunnel`.
@@ -128,14 +127,21 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// An empty cache holding at most `limit` dynamic entries.
+    /// An empty cache holding at most `limit` dynamic entries, its hash keyed with a random
+    /// seed.
     pub fn new(limit: usize) -> Self {
+        Self::with_seed(limit, random_seed())
+    }
+
+    /// An empty cache holding at most `limit` dynamic entries, its hash keyed with `seed`,
+    /// which must be secret and random (the engine draws it from its injected RNG).
+    pub fn with_seed(limit: usize, seed: u64) -> Self {
         Cache {
-            table: PrefixTable::new(),
+            table: PrefixTable::with_seed(seed),
             expiry: Schedule::default(),
             limit,
             dynamic: 0,
-            registered: Owners::default(),
+            registered: Owners(PrefixMap::with_hasher(Keyed::with_seed(seed))),
         }
     }
 

@@ -3,7 +3,7 @@
 use core::fmt;
 use core::net::IpAddr;
 use core::time::Duration;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
 use dmvpn_wire::nhrp::{
@@ -16,7 +16,7 @@ use crate::cache::{Cache, Entry, EntryType};
 use crate::config::{Config, ConfigError, Role};
 use crate::counters::Counters;
 use crate::error::DropReason;
-use crate::prefix::Prefix;
+use crate::prefix::{Keyed, Prefix, PrefixMap};
 use crate::purge::Holders;
 use crate::registration::NhsState;
 use crate::resolution::PendingResolution;
@@ -140,14 +140,16 @@ pub enum Event {
     },
 }
 
-/// A source of randomness, injected so that a seeded one makes tests reproducible.
+/// A source of randomness, injected so that a seeded one makes tests reproducible. The
+/// engine draws its request IDs, retransmission jitter and the key of its cache's hashes
+/// from it, so a deployment gives it an unpredictable source.
 pub trait Random {
     /// The next 32 random bits.
     fn next_u32(&mut self) -> u32;
 }
 
-/// SplitMix64: a small seeded generator for tests and simulations (not cryptographic; the
-/// engine only draws request IDs and retransmission jitter from it).
+/// SplitMix64: a small seeded generator for tests and simulations (not cryptographic, and
+/// predictable from its seed: not for a deployed engine, whose hash key must be secret).
 #[derive(Debug, Clone)]
 pub struct SplitMix64(pub u64);
 
@@ -243,7 +245,7 @@ pub struct Engine {
     /// The NHS's record of who holds a shortcut for each registered prefix (hashed: it is
     /// written on every resolution request; each prefix's holders stay sorted, so purges go
     /// out in address order).
-    pub(crate) shortcut_holders: HashMap<Prefix, Holders>,
+    pub(crate) shortcut_holders: PrefixMap<Holders>,
     /// The number of (prefix, holder) pairs in `shortcut_holders`.
     pub(crate) shortcut_holders_len: usize,
     /// The start of the current one-second window of Error Indications and how many went
@@ -274,7 +276,10 @@ impl Engine {
         now: Instant,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
-        let mut cache = Cache::new(config.cache_limit);
+        let next_request_id = rng.next_u32();
+        // The key of the cache's hashes: secret, so that peers cannot aim at one bucket.
+        let hash_seed = (u64::from(rng.next_u32()) << 32) | u64::from(rng.next_u32());
+        let mut cache = Cache::with_seed(config.cache_limit, hash_seed);
         let local = |prefix_owner: IpAddr| Entry {
             kind: EntryType::Local,
             tunnel: prefix_owner,
@@ -321,7 +326,6 @@ impl Engine {
                 NhsState::new(*n, now)
             })
             .collect();
-        let next_request_id = rng.next_u32();
         let mut engine = Engine {
             config,
             cache,
@@ -336,7 +340,7 @@ impl Engine {
             redirects: BTreeMap::new(),
             error_window: None,
             shortcut_refresh: BTreeSet::new(),
-            shortcut_holders: HashMap::new(),
+            shortcut_holders: PrefixMap::with_hasher(Keyed::with_seed(hash_seed)),
             shortcut_holders_len: 0,
         };
         engine.reselect_nhs(now);
@@ -447,7 +451,10 @@ impl Engine {
 
     fn dispatch(&mut self, now: Instant, from: IpAddr, bytes: &[u8]) -> Result<(), DropReason> {
         let packet = Packet::new_checked(bytes).map_err(|_| DropReason::Malformed)?;
-        let (repr, exts) = Repr::parse_indexed(&packet).map_err(|_| DropReason::Malformed)?;
+        // Destructured in place: a `map_err` moved the whole parsed message and index.
+        let Ok((repr, exts)) = Repr::parse_indexed(&packet) else {
+            return Err(DropReason::Malformed);
+        };
         self.check_families(&repr)?;
         if let Message::ErrorIndication(ind) = repr.message {
             // Acted on only as an event and a counter, so accepted without authentication:
@@ -471,7 +478,7 @@ impl Engine {
         self.counters.received.bump(repr.operation());
         let handled = match repr.message {
             Message::RegistrationRequest(reg) if self.config.role == Role::Hub => {
-                self.serve_registration(now, from, &repr, &reg)
+                self.serve_registration(now, from, &repr, &exts, &reg)
             }
             Message::RegistrationReply(reg) => self.registration_reply(now, from, &exts, &reg),
             Message::ResolutionRequest(req) => self.serve_resolution(now, from, &repr, &exts, &req),

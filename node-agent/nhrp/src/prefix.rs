@@ -2,9 +2,24 @@
 //! longest-prefix-match table over them.
 
 use core::fmt;
-use core::hash::{Hash, Hasher};
+use core::hash::{BuildHasher, Hash, Hasher};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::collections::{HashMap, hash_map};
+
+/// The hash of the maps keyed by prefixes: foldhash, keyed with a 64-bit seed. Their keys
+/// are addresses that peers choose, so the seed is secret and random (the engine draws it
+/// from its injected RNG), lest hostile registrations aim at one bucket; foldhash hashes an
+/// IPv4 prefix in a few instructions where std's SipHash takes about a hundred.
+pub(crate) type Keyed = foldhash::fast::FixedState;
+
+/// A hash map keyed by prefixes, with the [`Keyed`] hash.
+pub(crate) type PrefixMap<V> = HashMap<Prefix, V, Keyed>;
+
+/// A random seed for [`Keyed`] taken from std's randomly keyed SipHash, for tables built
+/// outside the sans-IO engine.
+pub(crate) fn random_seed() -> u64 {
+    std::hash::RandomState::new().hash_one(0u8)
+}
 
 /// An IPv4 or IPv6 prefix whose host bits are zero: `192.168.2.0/24`, `10.1.1.2/32`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -131,14 +146,14 @@ impl fmt::Display for Prefix {
 ///
 /// Hashed, so that the per-packet exact and longest-prefix lookups cost a hash each rather
 /// than a walk down a tree; a longest-prefix lookup probes only the prefix lengths in use,
-/// longest first, found in a bitmask. The hash is std's randomly keyed SipHash, so that
-/// hostile registrations cannot aim at one bucket; its keys affect no output, because
+/// longest first, found in a bitmask. The hash is keyed with a random seed ([`Keyed`]), so
+/// that hostile registrations cannot aim at one bucket; the seed affects no output, because
 /// iteration sorts: it is in prefix order, and everything derived from it (show output, the
 /// multicast set) is deterministic. Iteration is for the show and configuration paths, not
 /// per packet.
 #[derive(Debug, Clone)]
 pub struct PrefixTable<T> {
-    map: HashMap<Prefix, T>,
+    map: PrefixMap<T>,
     /// How many prefixes of each length (index = length) each family holds: `[v4, v6]`.
     lens: [[u32; 129]; 2],
     /// The lengths in use of each family: bit `len % 64` of word `len / 64`.
@@ -147,11 +162,7 @@ pub struct PrefixTable<T> {
 
 impl<T> Default for PrefixTable<T> {
     fn default() -> Self {
-        PrefixTable {
-            map: HashMap::new(),
-            lens: [[0; 129]; 2],
-            used: [[0; 3]; 2],
-        }
+        Self::with_seed(random_seed())
     }
 }
 
@@ -197,9 +208,19 @@ fn set_bit(used: &mut [u64; 3], len: usize, on: bool) {
 }
 
 impl<T> PrefixTable<T> {
-    /// An empty table.
+    /// An empty table whose hash is keyed with a random seed.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty table whose hash is keyed with `seed`, which must be secret and random
+    /// (drawn from the engine's injected RNG).
+    pub fn with_seed(seed: u64) -> Self {
+        PrefixTable {
+            map: HashMap::with_hasher(Keyed::with_seed(seed)),
+            lens: [[0; 129]; 2],
+            used: [[0; 3]; 2],
+        }
     }
 
     /// Inserts or replaces the value of `prefix` and returns the old value.

@@ -338,6 +338,7 @@ impl Engine {
         now: Instant,
         from: IpAddr,
         repr: &Repr<'_>,
+        exts: &ExtensionIndex<'_>,
         reg: &Registration<'_>,
     ) -> Result<(), DropReason> {
         let src = self
@@ -384,33 +385,37 @@ impl Engine {
             cfg.mtu,
             cfg.holdtime,
         )];
-        // One walk over the request's extensions; the NAT extension is then found among
-        // them without parsing them again.
-        let mut exts: SmallList<Extension<'_>, 8> = SmallList::new(Extension::new(
+        // The request's extensions, from the index when it holds the list in order (the
+        // usual list), else by one walk over the list.
+        let mut reply_exts: SmallList<Extension<'_>, 8> = SmallList::new(Extension::new(
             ExtensionBody::ResponderAddress(Seq::empty()),
         ));
         if let Some(list) = repr.extensions {
-            exts.extend(list.iter());
-        }
-        let mut nat_cies: SmallList<Cie<'_>, 4> = SmallList::new(Cie::request(0, 0, 0));
-        if let Some(cies) = exts
-            .as_slice()
-            .iter()
-            .find(|e| e.ty() == ExtensionType::NatAddress)
-            .and_then(|e| e.cies())
-        {
-            nat_cies.extend(cies.iter());
-            if from != claimed {
-                nat_cies.push(Cie::host(from, src, cfg.mtu, 0));
+            match exts.in_order() {
+                Some(all) => reply_exts.extend(all),
+                None => reply_exts.extend(list.iter()),
             }
         }
-        for ext in exts.as_mut_slice() {
-            match ext.body {
-                ExtensionBody::ResponderAddress(_) => {
+        // Behind NAT, the NAT extension gets a CIE naming the address the request came from
+        // (Cisco's NAT extension); otherwise it goes back as it came, like the transit
+        // extensions and as nhrpd copies it.
+        let nat_cies = exts
+            .get(ExtensionType::NatAddress)
+            .and_then(|e| e.cies())
+            .filter(|_| from != claimed)
+            .map(|cies| {
+                let mut list: SmallList<Cie<'_>, 4> = SmallList::new(Cie::request(0, 0, 0));
+                list.extend(cies.iter());
+                list.push(Cie::host(from, src, cfg.mtu, 0));
+                list
+            });
+        for ext in reply_exts.as_mut_slice() {
+            match (&ext.body, &nat_cies) {
+                (ExtensionBody::ResponderAddress(_), _) => {
                     ext.body = ExtensionBody::ResponderAddress(Seq::Items(&responder));
                 }
-                ExtensionBody::NatAddress(_) => {
-                    ext.body = ExtensionBody::NatAddress(Seq::Items(nat_cies.as_slice()));
+                (ExtensionBody::NatAddress(_), Some(nat)) => {
+                    ext.body = ExtensionBody::NatAddress(Seq::Items(nat.as_slice()));
                 }
                 _ => {}
             }
@@ -421,7 +426,7 @@ impl Engine {
                 cies: Seq::Items(reply_cies.as_slice()),
                 ..*reg
             }),
-            extensions: repr.extensions.map(|_| Seq::Items(exts.as_slice())),
+            extensions: repr.extensions.map(|_| Seq::Items(reply_exts.as_slice())),
             ..*repr
         };
         send(&mut self.outbox, &mut self.counters, from, &reply);

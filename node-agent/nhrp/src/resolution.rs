@@ -295,13 +295,13 @@ impl Engine {
     }
 
     /// A resolution request: answers it from the cache, to the NBMA address it came from.
-    pub(crate) fn serve_resolution(
+    pub(crate) fn serve_resolution<'a>(
         &mut self,
         now: Instant,
         from: IpAddr,
-        repr: &Repr<'_>,
-        exts: &ExtensionIndex<'_>,
-        req: &Resolution<'_>,
+        repr: &Repr<'a>,
+        exts: &ExtensionIndex<'a>,
+        req: &Resolution<'a>,
     ) -> Result<(), DropReason> {
         let target = self
             .tunnel_ip(req.dst_proto)
@@ -356,25 +356,30 @@ impl Engine {
             .map(|b| Cie::host(b.nbma, b.owner, cfg.mtu, 0));
         let nat: &[Cie<'_>] = owner_nat.as_slice();
         let own_password = cfg.password.as_ref().map(|p| p.expose());
-        let mut exts: SmallList<Extension<'_>, 8> = SmallList::new(Extension::new(
+        let copy = |ext: Extension<'a>| match ext.body {
+            ExtensionBody::ResponderAddress(_) => Extension {
+                body: ExtensionBody::ResponderAddress(Seq::Items(&responder)),
+                ..ext
+            },
+            ExtensionBody::NatAddress(_) => Extension {
+                body: ExtensionBody::NatAddress(Seq::Items(nat)),
+                ..ext
+            },
+            // Regenerated hop by hop; equal to the request's once it is checked.
+            ExtensionBody::Authentication { .. } => {
+                own_password.map_or(ext, Extension::cleartext_password)
+            }
+            _ => ext,
+        };
+        let mut reply_exts: SmallList<Extension<'_>, 8> = SmallList::new(Extension::new(
             ExtensionBody::ResponderAddress(Seq::empty()),
         ));
+        // The index holds the usual list in order: no second parse of the request's.
         if let Some(list) = repr.extensions {
-            exts.extend(list.iter().map(|ext| match ext.body {
-                ExtensionBody::ResponderAddress(_) => Extension {
-                    body: ExtensionBody::ResponderAddress(Seq::Items(&responder)),
-                    ..ext
-                },
-                ExtensionBody::NatAddress(_) => Extension {
-                    body: ExtensionBody::NatAddress(Seq::Items(nat)),
-                    ..ext
-                },
-                // Regenerated hop by hop; equal to the request's once it is checked.
-                ExtensionBody::Authentication { .. } => {
-                    own_password.map_or(ext, Extension::cleartext_password)
-                }
-                _ => ext,
-            }));
+            match exts.in_order() {
+                Some(all) => reply_exts.extend(all.map(copy)),
+                None => reply_exts.extend(list.iter().map(copy)),
+            }
         }
         let keep = req.flags.0 & (ResolutionFlags::ROUTER.0 | ResolutionFlags::SOURCE_STABLE.0);
         let flags = ResolutionFlags(keep)
@@ -387,7 +392,7 @@ impl Engine {
                 cies: Seq::Items(&cies),
                 ..*req
             }),
-            extensions: repr.extensions.map(|_| Seq::Items(exts.as_slice())),
+            extensions: repr.extensions.map(|_| Seq::Items(reply_exts.as_slice())),
             ..*repr
         };
         send(&mut self.outbox, &mut self.counters, from, &reply);

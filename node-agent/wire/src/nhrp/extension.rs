@@ -327,11 +327,18 @@ pub(crate) fn emit_end(buf: &mut [u8]) {
 
 /// The first extension of each known type in a message (RFC 2332 section 5.3), noted in the
 /// walk that validates the list, so that the NHRP procedures look an extension up without
-/// parsing the list again.
+/// parsing the list again, and, when the list holds only these, their order.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExtensionIndex<'a> {
     /// By [`ExtensionIndex::slot`].
     first: [Option<Extension<'a>>; 6],
+    /// The slots of the noted extensions in wire order, three bits each (at most six).
+    order: u32,
+    /// The number of slots in `order`.
+    len: u8,
+    /// The list holds an extension that is not noted: of an unknown type, or not the first
+    /// of its type.
+    partial: bool,
 }
 
 impl<'a> ExtensionIndex<'a> {
@@ -350,11 +357,29 @@ impl<'a> ExtensionIndex<'a> {
 
     /// Notes `ext` unless an extension of its type came before.
     fn note(&mut self, ext: Extension<'a>) {
-        if let Some(slot) = Self::slot(ext.ty()).and_then(|i| self.first.get_mut(i))
+        if let Some(i) = Self::slot(ext.ty())
+            && let Some(slot) = self.first.get_mut(i)
             && slot.is_none()
         {
             *slot = Some(ext);
+            // Each slot is filled once: at most six, 18 bits.
+            self.order |= (i as u32) << (3 * u32::from(self.len));
+            self.len += 1;
+        } else {
+            self.partial = true;
         }
+    }
+
+    /// The whole extension list in wire order, End excluded, when every extension in it is
+    /// noted (of a known type and the first of its type), so that a reply can copy the
+    /// request's extensions without parsing them again; `None` otherwise.
+    pub fn in_order(&self) -> Option<impl Iterator<Item = Extension<'a>> + '_> {
+        (!self.partial).then(|| {
+            (0..u32::from(self.len)).filter_map(move |k| {
+                let i = (self.order >> (3 * k)) & 0b111;
+                self.first.get(i as usize).copied().flatten()
+            })
+        })
     }
 
     /// The first extension of type `ty`, as [`super::Repr::find_extension`] finds it; always

@@ -654,6 +654,20 @@ mod tests {
                 prop_assert_eq!(index.get(ty), parsed.find_extension(ty));
                 prop_assert_eq!(index.get(ty), repr.find_extension(ty));
             }
+            // The index gives the list in order exactly when it holds only first extensions
+            // of known types.
+            let all: Vec<_> = parsed.extensions.iter().flat_map(|l| l.iter()).collect();
+            let noted = all.iter().enumerate().all(|(k, e)| {
+                !matches!(e.ty(), ExtensionType::End | ExtensionType::Unknown(_))
+                    && all[..k].iter().all(|f| f.ty() != e.ty())
+            });
+            match index.in_order() {
+                Some(ordered) => {
+                    prop_assert!(noted);
+                    prop_assert_eq!(ordered.collect::<Vec<_>>(), all);
+                }
+                None => prop_assert!(!noted),
+            }
             // The trusted emit writes the same bytes.
             let mut trusted = std::vec![0u8; repr.buffer_len()];
             prop_assert_eq!(repr.emit_trusted(&mut trusted), Ok(len));
