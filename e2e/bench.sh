@@ -116,7 +116,7 @@ stop() {
         fi
         if kill -TERM "$pid" 2>/dev/null; then
             for _ in $(seq 50); do
-                kill -0 "$pid" 2>/dev/null || break
+                kill -0 "$pid" 2>/dev/null || continue 2
                 sleep 0.1
             done
             kill -KILL "$pid" 2>/dev/null || true
@@ -175,21 +175,46 @@ load() { cut -d' ' -f1 /proc/loadavg; }
 # The median of the numbers on stdin.
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-# Measures path $1 (name) towards address $2 (in a) from b; appends raw lines
+# The CPU time (user + system, in clock ticks, all threads) of the recorded processes whose
+# labels are given.
+cpu_ticks() {
+    local pid label total=0 t
+    while read -r pid label; do
+        for want in "$@"; do
+            [ "$label" = "$want" ] || continue
+            # Fields after the ")" of the command name: utime is the 12th, stime the 13th.
+            t=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 }')
+            total=$((total + ${t:-0}))
+        done
+    done <"$state/pids"
+    echo "$total"
+}
+
+# Measures path $1 (name) towards address $2 (in a) from b; the processes labelled $3...
+# carry it (their CPU time per GB moved is reported). Appends raw lines
 # "path metric value load" to $state/raw.
 measure() {
-    local path=$1 addr=$2 l out streams
+    local path=$1 addr=$2 l out streams before bytes ticks=0 total=0
+    shift 2
     for streams in 1 4; do
         for _ in $(seq "$runs"); do
             l=$(load)
+            before=$(cpu_ticks "$@")
             out=$(inns "$ns_b" iperf3 -c "$addr" -t "$seconds" -P "$streams" -J || true)
-            if ! out=$(jq -er '.end.sum_received.bits_per_second / 1e9' <<<"$out" 2>/dev/null); then
+            ticks=$((ticks + $(cpu_ticks "$@") - before))
+            if ! bytes=$(jq -er '.end.sum_received.bytes' <<<"$out" 2>/dev/null); then
                 echo "iperf3 over $path failed: $(jq -r .error <<<"$out" 2>/dev/null)" >&2
-                out=0
+                bytes=0
             fi
+            total=$((total + bytes))
+            out=$(jq -r '.end.sum_received.bits_per_second / 1e9' <<<"$out" 2>/dev/null || echo 0)
             printf '%s tcp%s %.3f %s\n' "$path" "$streams" "$out" "$l" | tee -a "$state/raw" >&2
         done
     done
+    if [ $# -gt 0 ] && [ "$total" -gt 0 ]; then
+        awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v b="$total" -v p="$path" -v l="$(load)" \
+            'BEGIN { printf "%s cpugb %.1f %s\n", p, t / hz / (b / 1e9), l }' | tee -a "$state/raw" >&2
+    fi
     for _ in $(seq "$runs"); do
         l=$(load)
         # rtt min/avg/max/mdev = 0.021/0.034/0.108/0.009 ms
@@ -228,7 +253,7 @@ bench_dmvpn() {
         spawn "dmvpn-$site" ip netns exec "$prefix-$site" "$agent" run --config "$state/dmvpn-$site.yaml"
     done
     wait_ping "$ns_b" 10.1.1.1 20
-    measure kube-dmvpn 10.1.1.1
+    measure kube-dmvpn 10.1.1.1 dmvpn-a dmvpn-b
     stop dmvpn-b
     stop dmvpn-a
 }
@@ -267,7 +292,7 @@ bench_wg() {
         inns "$prefix-$site" ip link set "$dev$site" mtu 1420 up
     done
     wait_ping "$ns_b" "10.$net.0.1" 20
-    measure "$path" "10.$net.0.1"
+    measure "$path" "10.$net.0.1" "${dev}a" "${dev}b"
     stop "${dev}b"
     stop "${dev}a"
 }
@@ -350,7 +375,7 @@ bench_strongswan() {
     charon_start b 10.4.0.2 198.18.0.1 10.4.0.1
     swanctl_in b --initiate --child bench >>"$state/charon-b.log" 2>&1
     wait_ping "$ns_b" 10.4.0.1 20
-    measure strongswan 10.4.0.1
+    measure strongswan 10.4.0.1 charon-a charon-b
     stop charon-b
     stop charon-a
 }
@@ -410,8 +435,9 @@ shortcut_once() {
     ip netns del "$p-inet"
     # The first echo request (spoke1 -> hub, its ESP length L) at t0; the first packet of
     # length L between spoke1 and spoke2 at t1.
-    tshark -r "$pcap" -T fields -e frame.time_epoch -e ip.src -e ip.dst -e frame.len |
-        awk '
+    tshark -r "$pcap" -T fields -e frame.time_epoch -e ip.src -e ip.dst -e frame.len \
+        >"$state/shortcut.txt" 2>/dev/null
+    awk '
             $2 == "198.18.0.2" && $3 == "198.18.0.1" && $4 > 1000 && !t0 { t0 = $1; len = $4 }
             t0 && $4 == len && (($2 == "198.18.0.2" && $3 == "198.18.0.3") ||
                                 ($2 == "198.18.0.3" && $3 == "198.18.0.2")) { t1 = $1; exit }
@@ -419,7 +445,7 @@ shortcut_once() {
             END {
                 if (t0 && t1) printf "%.1f %d\n", (t1 - t0) * 1000, via_hub
                 else print "- -"
-            }'
+            }' "$state/shortcut.txt"
 }
 
 bench_shortcut() {
@@ -447,6 +473,11 @@ ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'
 }
 
+# The difference of metric $3 (ms) between paths $1 and $2, in µs.
+added() {
+    awk -v a="$(val "$1" "$3")" -v b="$(val "$2" "$3")" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%.0f", (a - b) * 1000 }'
+}
+
 report() {
     local path
     {
@@ -454,21 +485,22 @@ report() {
         echo
         echo "$(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); kernel $(uname -r)"
         echo
-        echo "| path | TCP x1 Gbit/s | TCP x4 Gbit/s | RTT min ms | RTT avg ms |"
-        echo "|---|---:|---:|---:|---:|"
+        echo "| path | TCP x1 Gbit/s | TCP x4 Gbit/s | RTT min ms | RTT avg ms | tunnel CPU-s per GB |"
+        echo "|---|---:|---:|---:|---:|---:|"
         for path in bare kube-dmvpn boringtun wireguard-go strongswan; do
             grep -q "^$path " "$state/raw" || continue
-            echo "| $path | $(cell "$path" tcp1) | $(cell "$path" tcp4) | $(cell "$path" rttmin) | $(cell "$path" rttavg) |"
+            echo "| $path | $(cell "$path" tcp1) | $(cell "$path" tcp4) | $(cell "$path" rttmin) | $(cell "$path" rttavg) | $(val "$path" cpugb) |"
         done
         if grep -q "^kube-dmvpn " "$state/raw"; then
             echo
-            echo "| kube-dmvpn against | TCP x1 ratio | TCP x4 ratio | added RTT avg µs |"
-            echo "|---|---:|---:|---:|"
+            echo "| kube-dmvpn against | TCP x1 ratio | TCP x4 ratio | added RTT min µs | added RTT avg µs | CPU per GB ratio |"
+            echo "|---|---:|---:|---:|---:|---:|"
             for path in bare boringtun wireguard-go strongswan; do
                 grep -q "^$path " "$state/raw" || continue
                 echo "| $path | $(ratio "$(val kube-dmvpn tcp1)" "$(val "$path" tcp1)") |" \
                     "$(ratio "$(val kube-dmvpn tcp4)" "$(val "$path" tcp4)") |" \
-                    "$(awk -v a="$(val kube-dmvpn rttavg)" -v b="$(val "$path" rttavg)" 'BEGIN { printf "%.0f", (a - b) * 1000 }') |"
+                    "$(added kube-dmvpn "$path" rttmin) | $(added kube-dmvpn "$path" rttavg) |" \
+                    "$(ratio "$(val kube-dmvpn cpugb)" "$(val "$path" cpugb)") |"
             done
         fi
         if grep -q "^shortcut " "$state/raw"; then
