@@ -18,7 +18,8 @@
 #
 # For each path: iperf3 TCP with 1 and with 4 streams (b sends to a), and ping RTT; every
 # measurement is repeated (3 times, 1 with --quick) and the median reported, with the load
-# average (/proc/loadavg, 1 minute) read just before each run. Then the shortcut time, on the
+# average (/proc/loadavg, 1 minute) read just before each run, and the CPU time of the
+# tunnel's processes on both ends per GB iperf3 moved. Then the shortcut time, on the
 # seed's three sites (hub, spoke1, spoke2 on an underlay bridge, a LAN host behind each): a
 # fresh lab each repetition, `ping -i 0.002` from spoke1's LAN to spoke2's, and a capture on
 # spoke1's underlay port; the time from the first echo request leaving spoke1 for the hub to
