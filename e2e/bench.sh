@@ -397,6 +397,8 @@ shortcut_once() {
         inns "$p-$site" ip link set lo up
         inns "$p-$site-lan" ip link set lo up
         ip -n "$p-$site" link add wan0 type veth peer name "$site" netns "$p-inet"
+        # A wire: wan0 cuts UDP GSO sends into datagrams, so the capture sees each one.
+        ip -n "$p-$site" link set wan0 gso_max_segs 1
         inns "$p-inet" ip link set "$site" master inet up
         inns "$p-$site" ip addr add "$nbma/15" dev wan0
         inns "$p-$site" ip link set wan0 up
