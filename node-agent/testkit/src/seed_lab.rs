@@ -144,6 +144,12 @@ impl Lab {
         let router = Netns::create(&format!("dmvpn-{name}")).unwrap();
         let host = Netns::create(&format!("dmvpn-{name}-lan")).unwrap();
         router.veth("wan0", &self.inet, name).unwrap();
+        // The underlay behaves like a wire: wan0 cuts the agents' UDP GSO sends into
+        // datagrams (as a NIC does before the wire), so that captures on the bridge see
+        // the datagrams a link carries rather than one super-packet.
+        router
+            .ip(&["link", "set", "wan0", "gso_max_segs", "1"])
+            .unwrap();
         self.inet
             .ip(&["link", "set", name, "master", "inet"])
             .unwrap();
