@@ -334,8 +334,11 @@ pub struct ServiceRef {
 pub struct SiteRoutes {
     /// The prefixes this site advertises (registered with the hubs, RFC 2332 section
     /// 5.2.3). Absent, the operator advertises the cluster's pod CIDRs (`Node.spec.podCIDRs`)
-    /// and service CIDRs (`ServiceCIDR` objects); CNIs that do not fill `podCIDRs` (Calico,
-    /// Cilium cluster-pool IPAM) need them written here.
+    /// and service CIDRs (`ServiceCIDR` objects, Kubernetes 1.33, where the operator may list
+    /// them), of the tunnel's family. Not discoverable, so to be written here: pod CIDRs of
+    /// CNIs that leave `podCIDRs` empty (Calico, Cilium cluster-pool IPAM) and service CIDRs
+    /// of clusters without ServiceCIDR objects (`--service-cluster-ip-range` is not
+    /// published).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::optional_prefixes")]
     pub advertise: Option<Vec<IpNet>>,

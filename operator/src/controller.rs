@@ -13,6 +13,7 @@ use dmvpn_crds::{
 };
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use k8s_openapi::api::networking::v1::ServiceCIDR;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference, Time};
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
@@ -83,6 +84,9 @@ pub struct Context {
     pub spokes: Store<DmvpnSpoke>,
     /// Every DmvpnNode.
     pub dmvpn_nodes: Store<DmvpnNode>,
+    /// The cluster's ServiceCIDRs (networking.k8s.io/v1, Kubernetes 1.33); empty where the
+    /// operator may not list them.
+    pub service_cidrs: Store<ServiceCIDR>,
     /// The metrics.
     pub metrics: Metrics,
     /// Who publishes the events.
@@ -229,6 +233,14 @@ async fn apply<S: Site>(site: Arc<S>, ctx: &Context) -> Result<Action, Error> {
         }
         None => None,
     };
+    let service_cidrs: Vec<ipnet::IpNet> = ctx
+        .service_cidrs
+        .state()
+        .iter()
+        .filter_map(|c| c.spec.as_ref()?.cidrs.clone())
+        .flatten()
+        .filter_map(|c| c.parse().ok())
+        .collect();
     let status = site.site_status();
     let input = SiteInput {
         role: S::ROLE,
@@ -238,8 +250,7 @@ async fn apply<S: Site>(site: Arc<S>, ctx: &Context) -> Result<Action, Error> {
         current_tunnel: status.and_then(|s| s.tunnel_address),
         nodes: &nodes,
         service: service.as_ref(),
-        // ServiceCIDR objects need RBAC the chart does not grant: not discovered.
-        service_cidrs: &[],
+        service_cidrs: &service_cidrs,
         other_sites: &others,
         secrets: &secrets,
         namespace: &ctx.namespace,

@@ -14,6 +14,7 @@ use dmvpn_operator::{http, lease, metrics::Metrics};
 use futures_util::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Secret};
+use k8s_openapi::api::networking::v1::ServiceCIDR;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef};
@@ -101,6 +102,15 @@ async fn main() -> anyhow::Result<()> {
             .reflect(dmvpn_nodes_writer)
             .for_each(|_| async {}),
     );
+    // ServiceCIDRs are optional: without RBAC for them (or before Kubernetes 1.33) the watch
+    // retries with backoff and the store stays empty, so nobody waits for it.
+    let (service_cidrs, service_cidrs_writer) = reflector::store::<ServiceCIDR>();
+    tokio::spawn(
+        watcher(Api::<ServiceCIDR>::all(client.clone()), config.clone())
+            .default_backoff()
+            .reflect(service_cidrs_writer)
+            .for_each(|_| async {}),
+    );
     let hubs_controller = Controller::new(Api::<DmvpnHub>::all(client.clone()), config.clone());
     let spokes_controller = Controller::new(Api::<DmvpnSpoke>::all(client.clone()), config.clone());
     let ctx = Arc::new(Context {
@@ -111,6 +121,7 @@ async fn main() -> anyhow::Result<()> {
         hubs: hubs_controller.store(),
         spokes: spokes_controller.store(),
         dmvpn_nodes: dmvpn_nodes.clone(),
+        service_cidrs,
         metrics,
         reporter: Reporter {
             controller: "dmvpn-operator".to_owned(),

@@ -12,6 +12,7 @@ use dmvpn_operator::controller::{self, Context, FINALIZER};
 use dmvpn_operator::metrics::Metrics;
 use http::{Request, Response};
 use k8s_openapi::api::core::v1::{Node, Secret};
+use k8s_openapi::api::networking::v1::ServiceCIDR;
 use kube::client::Body;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::store::Writer;
@@ -151,6 +152,7 @@ struct World {
     dmvpn_nodes: Vec<DmvpnNode>,
     hubs: Vec<DmvpnHub>,
     spokes: Vec<DmvpnSpoke>,
+    service_cidrs: Vec<ServiceCIDR>,
 }
 
 impl World {
@@ -164,6 +166,7 @@ impl World {
             dmvpn_nodes: vec![],
             hubs: vec![],
             spokes: vec![],
+            service_cidrs: vec![],
         }
     }
 
@@ -178,6 +181,7 @@ impl World {
             hubs: store(self.hubs),
             spokes: store(self.spokes),
             dmvpn_nodes: store(self.dmvpn_nodes),
+            service_cidrs: store(self.service_cidrs),
             metrics: Metrics::new().unwrap(),
             reporter: Reporter {
                 controller: "dmvpn-operator".into(),
@@ -233,7 +237,15 @@ async fn happy_path_renders_the_dmvpn_node_and_status() {
             hub_json(&h),
         ),
     ];
-    let (result, seen, ctx) = run(World::new(), h, script).await;
+    let mut world = World::new();
+    world.service_cidrs = vec![
+        serde_json::from_value(json!({
+            "metadata": {"name": "kubernetes"},
+            "spec": {"cidrs": ["10.96.0.0/16", "fd00:10:96::/112"]}
+        }))
+        .unwrap(),
+    ];
+    let (result, seen, ctx) = run(world, h, script).await;
     result.unwrap();
     // Server-side apply, forced, as the operator's field manager.
     assert!(
@@ -258,7 +270,7 @@ async fn happy_path_renders_the_dmvpn_node_and_status() {
     );
     assert_eq!(
         node["spec"]["routes"]["advertise"],
-        json!(["10.244.2.0/24", "10.244.5.0/24"])
+        json!(["10.96.0.0/16", "10.244.2.0/24", "10.244.5.0/24"])
     );
     let status = &seen[1].2;
     assert_eq!(status["status"]["activeNode"], "n1");
