@@ -1,10 +1,12 @@
 //! `dmvpn-agent run`: loads the configuration, opens the Linux TUN device, the underlay
-//! socket and the routing table, and drives the router until SIGTERM or SIGINT, after which
-//! it purges its NHRP registrations, removes its routes and closes the device.
+//! socket and the routing table, serves the admin socket and `/metrics`, and drives the
+//! router until SIGTERM or SIGINT, after which it purges its NHRP registrations, deletes its
+//! IKE SAs, removes its routes and closes the device.
 
 use core::net::SocketAddr;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use dmvpn_crds::DmvpnNodeSpec;
@@ -18,6 +20,7 @@ use ring::rand::SecureRandom;
 
 use crate::driver::{DeviceInfo, Driver, Os};
 use crate::ipsec::{IkeKeys, IpsecError, IpsecSettings, KeyExchange, KeyLogFile, Unprotected};
+use crate::metrics::{Metrics, MetricsServer};
 use crate::settings::{Settings, SettingsError};
 
 /// The exit code of a configuration the agent refuses.
@@ -40,14 +43,6 @@ pub enum AgentError {
         /// The configuration file.
         file: PathBuf,
     },
-    /// The configuration asks for something this build cannot do.
-    #[error("{}: {what}", file.display())]
-    Unsupported {
-        /// What, and what to do instead.
-        what: &'static str,
-        /// The configuration file.
-        file: PathBuf,
-    },
     /// An OS operation failed.
     #[error("{what}: {source}")]
     Os {
@@ -64,9 +59,7 @@ impl AgentError {
     /// otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
-            AgentError::Config(_)
-            | AgentError::Settings { .. }
-            | AgentError::Unsupported { .. } => EXIT_CONFIG,
+            AgentError::Config(_) | AgentError::Settings { .. } => EXIT_CONFIG,
             AgentError::Os { .. } => EXIT_OS,
         }
     }
@@ -86,11 +79,12 @@ pub struct RunOptions {
     pub key_log: Option<PathBuf>,
 }
 
-/// Loads and checks the configuration of `path`, reading the pre-shared key file of its
-/// `ipsec` section (kept for the IKE engine only when `key_log` is set).
+/// Loads and checks the configuration of `path`, reading the pre-shared key file or the
+/// certificate, key and CA files of its `ipsec` section (`key_log`: the IKE engine keeps
+/// the SA keys for the key log).
 ///
 /// # Errors
-/// [`AgentError::Config`], [`AgentError::Settings`] or [`AgentError::Unsupported`].
+/// [`AgentError::Config`] or [`AgentError::Settings`].
 pub fn load(
     path: &Path,
     key_log: bool,
@@ -109,10 +103,6 @@ pub fn load(
             IpsecError::Key(e) => AgentError::Config(e),
             IpsecError::Engine(e) => AgentError::Settings {
                 error: SettingsError::Ipsec(e),
-                file: path.to_owned(),
-            },
-            IpsecError::Unsupported(what) => AgentError::Unsupported {
-                what,
                 file: path.to_owned(),
             },
         })?;
@@ -163,21 +153,33 @@ pub fn run(options: &RunOptions) -> Result<(), AgentError> {
         .enable_all()
         .build()
         .map_err(os("starting the runtime"))?;
-    runtime.block_on(serve(
-        settings,
-        ipsec,
-        options.key_log.clone(),
-        spec.admin.socket.clone(),
-    ))
+    let ops = Operations {
+        admin: spec.admin.socket.clone(),
+        metrics: spec.metrics.listen,
+    };
+    runtime.block_on(serve(settings, ipsec, options.key_log.clone(), ops))
+}
+
+/// Where the agent serves its operators.
+#[derive(Debug, Clone)]
+struct Operations {
+    /// The admin socket (`admin.socket`).
+    admin: PathBuf,
+    /// The `/metrics` listener (`metrics.listen`).
+    metrics: SocketAddr,
 }
 
 async fn serve(
     settings: Settings,
     ipsec: Option<IpsecSettings>,
     key_log: Option<PathBuf>,
-    admin: PathBuf,
+    ops: Operations,
 ) -> Result<(), AgentError> {
     let now = Instant::now();
+    let handshakes = crate::metrics::handshake_histogram().map_err(|e| AgentError::Os {
+        what: "creating the metrics".into(),
+        source: io::Error::other(e.to_string()),
+    })?;
     let tun = LinuxTun::create(
         &settings.interface,
         settings.tunnel_address,
@@ -211,7 +213,7 @@ async fn serve(
             let udp = bind(protection.port())?;
             let fwd = forwarder(&settings, engine, protection)?;
             let driver = Driver::new(fwd, Unprotected, Os { tun, udp, routes }, device, now);
-            drive(driver, &settings, admin, now).await
+            drive(driver, &settings, ops, handshakes, now).await
         }
         Some(ipsec) => {
             let protection = EspInUdp::new(ipsec.mode, settings.underlay);
@@ -222,10 +224,11 @@ async fn serve(
                     what: "starting IKE".into(),
                     source: io::Error::other(e.to_string()),
                 })?;
-            let keys = IkeKeys::new(ike, ike_socket, key_log.map(KeyLogFile::new));
+            let keys = IkeKeys::new(ike, ike_socket, key_log.map(KeyLogFile::new))
+                .with_handshake_histogram(handshakes.clone());
             let fwd = forwarder(&settings, engine, protection)?;
             let driver = Driver::new(fwd, keys, Os { tun, udp, routes }, device, now);
-            drive(driver, &settings, admin, now).await
+            drive(driver, &settings, ops, handshakes, now).await
         }
     }
 }
@@ -241,19 +244,22 @@ fn forwarder<P: Protection>(
     })
 }
 
-/// Starts the driver, serves the admin socket beside it, and runs until SIGTERM or SIGINT.
+/// Starts the driver, serves the admin socket and `/metrics` beside it, and runs until
+/// SIGTERM or SIGINT.
 async fn drive<P, K>(
     mut driver: Driver<P, K, LinuxTun, LinuxUdp, LinuxRoutes>,
     settings: &Settings,
-    admin: PathBuf,
+    ops: Operations,
+    handshakes: prometheus::Histogram,
     now: Instant,
 ) -> Result<(), AgentError>
 where
     P: Protection,
     K: KeyExchange<P>,
 {
+    let admin = ops.admin;
     driver.start(now).await.map_err(os("applying routes"))?;
-    let (clears, mut clear_rx) = tokio::sync::mpsc::channel(4);
+    let (clears, clear_rx) = tokio::sync::mpsc::channel(4);
     let server = crate::admin::AdminServer::bind(&admin)
         .map_err(os(format!("binding the admin socket {}", admin.display())))?;
     let snapshots = driver.snapshot_channel();
@@ -262,9 +268,17 @@ where
             tracing::error!(error = %e, "admin socket failed");
         }
     });
+    let metrics =
+        Metrics::new(driver.snapshot_channel(), handshakes).map_err(|e| AgentError::Os {
+            what: "creating the metrics".into(),
+            source: io::Error::other(e.to_string()),
+        })?;
+    let listener = MetricsServer::bind(ops.metrics)
+        .await
+        .map_err(os(format!("binding the metrics listener {}", ops.metrics)))?;
     tokio::spawn(async move {
-        while let Some(c) = clear_rx.recv().await {
-            tracing::warn!(command = ?c, "clear commands are not carried out by this build yet");
+        if let Err(e) = listener.run(Arc::new(metrics)).await {
+            tracing::error!(error = %e, "metrics listener failed");
         }
     });
     tracing::info!(
@@ -275,6 +289,7 @@ where
         role = ?settings.nhrp.role,
         ipsec = !settings.insecure,
         admin = %admin.display(),
+        metrics = %ops.metrics,
         "started"
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -285,5 +300,5 @@ where
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
         }
     };
-    driver.run(shutdown).await.map_err(os("running"))
+    driver.run(shutdown, clear_rx).await.map_err(os("running"))
 }

@@ -23,8 +23,9 @@ use dmvpn_dataplane::os::{OsRoute, RouteTable, TunDevice, UdpEndpoint, reconcile
 use dmvpn_dataplane::{Event, Forwarder, Output, PacketBatch, Protection};
 use dmvpn_nhrp::{DropReason as NhrpDrop, Prefix};
 use futures_util::FutureExt;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
+use crate::admin::AdminCommand;
 use crate::ipsec::KeyExchange;
 use crate::snapshot::{PeerTraffic, RouterSnapshot};
 
@@ -34,6 +35,9 @@ pub const BATCH: usize = 64;
 pub const SNAPSHOT_REFRESH: Duration = Duration::from_secs(1);
 /// The least time between two warnings about NHRP authentication failures.
 const AUTH_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+/// The longest [`Driver::run`] waits at shutdown for the answers to its IKE DELETEs (RFC
+/// 7296 section 1.4.1) before it removes its routes: best effort, the DELETEs went out.
+pub const SHUTDOWN_LINGER: Duration = Duration::from_secs(1);
 
 /// What the driver knows of its OS handles besides the traits.
 #[derive(Debug, Clone)]
@@ -126,6 +130,11 @@ where
         &self.fwd
     }
 
+    /// The key exchange (tests inspect its engine).
+    pub fn keys(&self) -> &K {
+        &self.keys
+    }
+
     /// The OS handles (tests inspect the fakes).
     pub fn os_mut(&mut self) -> &mut Os<T, U, R> {
         &mut self.os
@@ -164,19 +173,52 @@ where
         self.finish_step(now).await
     }
 
-    /// Runs until `shutdown` completes or the TUN device fails, then shuts down
-    /// ([`Driver::shutdown`]).
+    /// Carries out an operator's `clear` command at `now`, then sends what it produced:
+    /// `clear ip nhrp` drops the dynamic NHRP cache entries and their routes (a spoke
+    /// registers again at once, shortcuts are resolved again on the next redirect), `clear
+    /// crypto sa` deletes every IKE SA with a DELETE (RFC 7296 section 1.4.1) and every ESP
+    /// SA, which the next packet to a peer negotiates again.
+    ///
+    /// # Errors
+    /// The OS error of the socket.
+    pub async fn clear(&mut self, now: Instant, command: AdminCommand) -> io::Result<()> {
+        tracing::info!(command = ?command, "clear");
+        match command {
+            AdminCommand::ClearIpNhrp => {
+                self.fwd.engine_mut().clear_dynamic(now);
+                self.fwd.flush_engine(now, &mut self.out);
+            }
+            AdminCommand::ClearCryptoSa => self.keys.clear(now, &mut self.fwd, &mut self.out),
+        }
+        self.changed = true;
+        self.finish_step(now).await
+    }
+
+    /// Runs until `shutdown` completes or the TUN device fails, carrying out the `clear`
+    /// commands of `commands` ([`Driver::clear`]), then shuts down: as
+    /// [`Driver::shutdown`], with a wait of at most [`SHUTDOWN_LINGER`] for the peers to
+    /// answer the IKE DELETEs.
     ///
     /// # Errors
     /// The TUN device's read error, or an OS error of the routing table at shutdown; errors
     /// of the underlay socket are logged and the loop goes on.
-    pub async fn run(&mut self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    pub async fn run(
+        &mut self,
+        shutdown: impl Future<Output = ()>,
+        mut commands: mpsc::Receiver<AdminCommand>,
+    ) -> io::Result<()> {
         let mut shutdown = pin!(shutdown);
         loop {
             let deadline = self.deadline();
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
+                Some(c) = commands.recv() => {
+                    if let Err(e) = self.clear(Instant::now(), c).await {
+                        tracing::warn!(error = %e, "underlay send failed");
+                    }
+                    continue;
+                }
                 r = self.os.tun.recv_batch(&mut self.tun_batch) => match r {
                     Ok(_) => self.fwd.outbound(Instant::now(), &mut self.tun_batch, &mut self.out),
                     Err(e) => {
@@ -199,25 +241,76 @@ where
                 tracing::warn!(error = %e, "underlay send failed");
             }
         }
-        self.shutdown(Instant::now()).await
+        let sent = self.leave(Instant::now()).await;
+        self.linger(SHUTDOWN_LINGER).await;
+        self.remove_routes(Instant::now()).await.and(sent)
     }
 
     /// Leaves the network: NHRP purges our registrations at every NHS (RFC 2332 section
-    /// 5.2.5) and they are sent, every route this agent made is removed, and a last
-    /// snapshot is published. The TUN device goes when the driver is dropped.
+    /// 5.2.5) and they are sent, the key exchange deletes every IKE SA (RFC 7296 section
+    /// 1.4.1: the peers drop theirs at once instead of waiting for dead peer detection),
+    /// every route this agent made is removed, and a last snapshot is published. The TUN
+    /// device goes when the driver is dropped. Nothing waits for the peers' answers here
+    /// ([`Driver::run`] waits a little).
     ///
     /// # Errors
     /// The OS error of the socket or the routing table.
     pub async fn shutdown(&mut self, now: Instant) -> io::Result<()> {
+        let sent = self.leave(now).await;
+        self.remove_routes(now).await.and(sent)
+    }
+
+    /// Sends the NHRP purges, then the IKE DELETEs (the purges travel under the SAs).
+    async fn leave(&mut self, now: Instant) -> io::Result<()> {
         self.fwd.engine_mut().shutdown(now);
         self.fwd.flush_engine(now, &mut self.out);
-        let sent = self.send_output().await;
+        let purged = self.send_output().await;
         self.drain_events(now);
+        self.keys.leave(now, &mut self.fwd, &mut self.out);
+        let deleted = self.send_output().await;
+        self.drain_events(now);
+        purged.and(deleted)
+    }
+
+    /// Takes in the peers' answers to our DELETEs until none is awaited or `limit` passed.
+    async fn linger(&mut self, limit: Duration) {
+        let end = tokio::time::Instant::now() + limit;
+        while self.keys.deleting() {
+            let deadline = self.deadline();
+            let r = tokio::time::timeout_at(end, async {
+                tokio::select! {
+                    r = self.os.udp.recv_batch(&mut self.udp_batch) => {
+                        if r.is_ok() {
+                            self.fwd.inbound(Instant::now(), &mut self.udp_batch, &mut self.out);
+                        }
+                    }
+                    r = self.keys.recv() => {
+                        if r.is_ok() {
+                            self.keys.handle_received(Instant::now(), &mut self.fwd, &mut self.out);
+                        }
+                    }
+                    () = tokio::time::sleep_until(deadline.into()) => self.timers(Instant::now()),
+                }
+            })
+            .await;
+            if r.is_err() {
+                tracing::info!("shutting down without the answers to every IKE DELETE");
+                return;
+            }
+            let now = Instant::now();
+            let _ = self.send_output().await;
+            self.drain_events(now);
+            let _ = self.send_output().await;
+        }
+    }
+
+    /// Removes every route this agent made and publishes a last snapshot.
+    async fn remove_routes(&mut self, now: Instant) -> io::Result<()> {
         reconcile(&mut self.os.routes, &BTreeSet::new()).await?;
         self.installed.clear();
         self.publish(now);
-        tracing::info!("shut down: registrations purged, routes removed");
-        sent
+        tracing::info!("shut down: registrations purged, SAs deleted, routes removed");
+        Ok(())
     }
 
     /// When the next timer, key-exchange timer or snapshot refresh is due.

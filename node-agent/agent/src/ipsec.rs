@@ -10,21 +10,25 @@ use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
-use dmvpn_crds::{IpsecMode, IpsecSpec, PreSharedKey};
+use dmvpn_crds::{ConfigError, IpsecMode, IpsecSpec, Issue, PreSharedKey};
 use dmvpn_dataplane::os::UdpEndpoint;
 use dmvpn_dataplane::{
     EspInUdp, EspMode, Event, Forwarder, GreInUdp, Output, PacketBatch, Protection,
 };
 use dmvpn_esp::{InboundSa, OutboundSa, SaConfig};
+use dmvpn_ike::cert::{CertError, Credentials, TrustStore};
 use dmvpn_ike::{
-    ChildSaUp, DownReason, Engine, EspKeys, FailReason, Mode, PskAuthenticator, UdpEncap,
+    Authenticator, ChildSaUp, DownReason, Engine, EspKeys, FailReason, Mode, PskAuthenticator,
+    SignatureAuthenticator, UdpEncap, WallClock,
 };
-use dmvpn_wire::ikev2::NotifyType;
-use dmvpn_wire::udp_encap::{IKE_PORT, NAT_T_PORT};
+use dmvpn_wire::ikev2::{ExchangeType, NotifyType, Packet as IkePacket};
+use dmvpn_wire::udp_encap::{Datagram, IKE_PORT, NAT_T_PORT};
+use prometheus::Histogram;
+use ring::rand::SystemRandom;
 
 use crate::snapshot::{IkeSaInfo, IkeSaState, IpsecSaInfo};
 
@@ -67,6 +71,21 @@ pub trait KeyExchange<P: Protection> {
         core::future::ready(Ok(()))
     }
 
+    /// Deletes every SA (`clear crypto sa`): each IKE SA with an INFORMATIONAL DELETE (RFC
+    /// 7296 section 1.4.1), so that the peer drops its half at once, and the forwarder's ESP
+    /// SAs right away; the next packet to a peer negotiates new ones.
+    fn clear(&mut self, _now: Instant, _fwd: &mut Forwarder<P>, _out: &mut Output) {}
+
+    /// Leaves at shutdown: deletes every SA as [`KeyExchange::clear`] does, and from now on
+    /// starts and accepts no new one.
+    fn leave(&mut self, _now: Instant, _fwd: &mut Forwarder<P>, _out: &mut Output) {}
+
+    /// Whether DELETEs sent by [`KeyExchange::leave`] still wait for their answers (the
+    /// agent waits for them, bounded, before it stops).
+    fn deleting(&self) -> bool {
+        false
+    }
+
     /// The ESP SA pairs, for `show crypto ipsec sa`.
     fn ipsec_sas(&self, fwd: &Forwarder<P>) -> Vec<IpsecSaInfo>;
 
@@ -83,15 +102,13 @@ pub trait KeyExchange<P: Protection> {
 /// Why the `ipsec` section cannot be turned into an engine configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum IpsecError {
-    /// The pre-shared key file is unreadable or invalid.
+    /// The pre-shared key file, or a certificate, key or CA file, is unreadable or invalid
+    /// (the message names the field).
     #[error("{0}")]
-    Key(#[from] dmvpn_crds::ConfigError),
+    Key(#[from] ConfigError),
     /// The IKE engine refused its configuration (a proposal, say).
     #[error("ipsec: {0}")]
     Engine(#[from] dmvpn_ike::ConfigError),
-    /// What this build does not do yet.
-    #[error("ipsec: {0}")]
-    Unsupported(&'static str),
 }
 
 /// The IKE engine's configuration and the ESP mode of the dataplane, from the `ipsec`
@@ -106,7 +123,8 @@ pub struct IpsecSettings {
 
 impl IpsecSettings {
     /// Builds the engine configuration for our underlay address `local`, reading the
-    /// pre-shared key file; `key_log` keeps SA keys for [`KeyLogFile`].
+    /// pre-shared key file or the certificate, key and CA files; `key_log` keeps SA keys
+    /// for [`KeyLogFile`].
     ///
     /// ESP always travels in UDP 4500 here (RFC 3948): the userspace dataplane has no raw
     /// ESP socket, so encapsulation is forced whatever `forceUdpEncap` says (it is logged).
@@ -114,18 +132,46 @@ impl IpsecSettings {
     /// # Errors
     /// [`IpsecError`].
     pub fn from_spec(spec: &IpsecSpec, local: IpAddr, key_log: bool) -> Result<Self, IpsecError> {
-        let Some(path) = &spec.pre_shared_key_file else {
-            return Err(IpsecError::Unsupported(
-                "certificate authentication is not wired into the agent yet: use preSharedKeyFile",
-            ));
+        let identity = spec.identity.as_ref().map(|id| match id {
+            dmvpn_crds::Identity::Address(a) => dmvpn_ike::Identity::address(*a),
+            dmvpn_crds::Identity::Fqdn(n) => dmvpn_ike::Identity::fqdn(n),
+            dmvpn_crds::Identity::KeyId(k) => dmvpn_ike::Identity::key_id(k.as_bytes()),
+        });
+        let auth: Arc<dyn Authenticator> = match spec {
+            IpsecSpec {
+                pre_shared_key_file: Some(path),
+                ..
+            } => {
+                let psk = PreSharedKey::read(path)?;
+                Arc::new(PskAuthenticator::new(psk.expose()))
+            }
+            IpsecSpec {
+                certificate_file: Some(cert),
+                private_key_file: Some(key),
+                ca_file: Some(ca),
+                ..
+            } => {
+                let own = identity
+                    .clone()
+                    .unwrap_or_else(|| dmvpn_ike::Identity::address(local));
+                let files = CertificateFiles { cert, key, ca };
+                let field = if spec.identity.is_some() {
+                    "ipsec.identity"
+                } else {
+                    "ipsec.certificateFile"
+                };
+                Arc::new(files.authenticator(&own, field)?)
+            }
+            _ => {
+                return Err(IpsecError::Key(invalid(
+                    "ipsec",
+                    "no authentication: set preSharedKeyFile, or certificateFile, privateKeyFile and caFile",
+                )));
+            }
         };
-        let psk = PreSharedKey::read(path)?;
-        let auth = PskAuthenticator::new(psk.expose());
-        drop(psk);
         let ike: Vec<&str> = spec.ike.iter().map(String::as_str).collect();
         let esp: Vec<&str> = spec.esp.iter().map(String::as_str).collect();
-        let mut config =
-            dmvpn_ike::Config::new(local, Arc::new(auth)).with_proposals(&ike, &esp)?;
+        let mut config = dmvpn_ike::Config::new(local, auth).with_proposals(&ike, &esp)?;
         let (mode, esp_mode) = match spec.mode {
             IpsecMode::Transport => (Mode::Transport, EspMode::Transport),
             IpsecMode::Tunnel => (Mode::Tunnel, EspMode::Tunnel),
@@ -136,17 +182,102 @@ impl IpsecSettings {
         config.allow_transport = mode == Mode::Transport;
         config.udp_encap = UdpEncap::Forced;
         config.dpd_interval = spec.dpd_interval.map(|s| Duration::from_secs(u64::from(s)));
-        config.identity = spec.identity.as_ref().map(|id| match id {
-            dmvpn_crds::Identity::Address(a) => dmvpn_ike::Identity::address(*a),
-            dmvpn_crds::Identity::Fqdn(n) => dmvpn_ike::Identity::fqdn(n),
-            dmvpn_crds::Identity::KeyId(k) => dmvpn_ike::Identity::key_id(k.as_bytes()),
-        });
+        config.identity = identity;
         config.key_log = key_log;
         config.validate()?;
         Ok(IpsecSettings {
             ike: config,
             mode: esp_mode,
         })
+    }
+}
+
+/// A configuration error at the field `path`.
+fn invalid(path: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        file: None,
+        issues: vec![Issue {
+            path: path.to_owned(),
+            message: message.into(),
+        }],
+    }
+}
+
+/// The certificate files of the `ipsec` section (IOS `crypto pki trustpoint`).
+struct CertificateFiles<'a> {
+    cert: &'a Path,
+    key: &'a Path,
+    ca: &'a Path,
+}
+
+impl CertificateFiles<'_> {
+    /// Reads the files into a digital-signature authenticator (RFC 7427) whose validity
+    /// checks follow the wall clock, after checking what a peer will check (RFC 4945
+    /// section 3.1, RFC 5280 section 6): that the key is the certificate's, that the
+    /// certificate chains to a CA of `caFile` and is valid now, and that it names `own`,
+    /// the identity sent in IKE_AUTH (`field` is where a mismatch is reported).
+    fn authenticator(
+        &self,
+        own: &dmvpn_ike::Identity,
+        field: &str,
+    ) -> Result<SignatureAuthenticator, ConfigError> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let (cert, key, ca) = (self.cert.display(), self.key.display(), self.ca.display());
+        let chain_pem = read(self.cert)?;
+        let mut key_pem = read(self.key)?;
+        let ca_pem = read(self.ca)?;
+        let trust = TrustStore::from_pem(&ca_pem).map_err(|e| {
+            invalid(
+                "ipsec.caFile",
+                format!("{ca}: {e}: give the PEM certificates of the CAs that sign the routers' certificates"),
+            )
+        })?;
+        let credentials = Credentials::from_pem(&chain_pem, &key_pem, &SystemRandom::new());
+        // The key's bytes go at once (best effort without `unsafe`).
+        key_pem.fill(0);
+        core::hint::black_box(&key_pem);
+        let credentials = credentials.map_err(|e| match e {
+            CertError::KeyNotCertified => invalid(
+                "ipsec.privateKeyFile",
+                format!("{key} does not match the certificate of {cert}: give the key the certificate was issued for"),
+            ),
+            CertError::Key(e) => invalid(
+                "ipsec.privateKeyFile",
+                format!("{key}: {e}: give a PKCS #8 PEM key (ECDSA P-256, P-384 or Ed25519)"),
+            ),
+            e => invalid(
+                "ipsec.certificateFile",
+                format!("{cert}: {e}: give this router's PEM certificate first, then its intermediates"),
+            ),
+        })?;
+        let (leaf, intermediates) = credentials
+            .chain()
+            .split_first()
+            .ok_or_else(|| invalid("ipsec.certificateFile", format!("{cert}: no certificate")))?;
+        let intermediates: Vec<&[u8]> = intermediates.iter().map(Vec::as_slice).collect();
+        let now = SystemTime::now();
+        let certified = trust.verify(leaf, &intermediates, now).map_err(|e| {
+            invalid(
+                "ipsec.certificateFile",
+                format!("{cert}: {e} (checked against {ca}): peers would refuse it"),
+            )
+        })?;
+        certified.check_id(&own.wire()).map_err(|e| {
+            invalid(
+                field,
+                format!("{cert}: {e}: the identity sent in IKE_AUTH must be a subjectAltName of the certificate (RFC 4945 section 3.1); set ipsec.identity to one, or issue the certificate with the underlay address as an IP subjectAltName"),
+            )
+        })?;
+        let clock = WallClock {
+            instant: Instant::now(),
+            system: now,
+        };
+        Ok(SignatureAuthenticator::new(credentials, trust, clock))
     }
 }
 
@@ -204,6 +335,43 @@ pub struct IkeKeys<U> {
     peers: BTreeSet<IpAddr>,
     failures: BTreeMap<&'static str, u64>,
     last_auth_warning: Option<Instant>,
+    /// When the first IKE_SA_INIT request of each IKE SA being set up went out or came in,
+    /// by SPIi (64 random bits, RFC 7296 section 2.6): the start of its handshake.
+    started: HashMap<u64, Instant>,
+    /// Where handshake durations go (`dmvpn_ike_handshake_duration_seconds`).
+    handshakes: Option<Histogram>,
+    /// The agent is stopping: no new SA.
+    leaving: bool,
+}
+
+/// The most IKE handshakes timed at once; beyond, the stale ones are forgotten, and new ones
+/// go untimed while all are fresh (spoofed IKE_SA_INIT requests cannot grow the table).
+const MAX_TIMED_HANDSHAKES: usize = 4096;
+/// A handshake not done after this long is forgotten by the timing (the engine gave up
+/// long before: RFC 7296 section 2.4 retransmissions).
+const HANDSHAKE_STALE: Duration = Duration::from_secs(120);
+
+/// The SPIi of an IKE_SA_INIT request (RFC 7296 section 3.1: message ID 0, the response
+/// flag clear) in `message`, an IKE header first; `None` for anything else.
+fn init_request_spi(message: &[u8]) -> Option<u64> {
+    let packet = IkePacket::new_checked(message).ok()?;
+    let init = packet.exchange_type() == ExchangeType::IkeSaInit
+        && packet.message_id() == 0
+        && !packet.flags().response();
+    init.then(|| packet.initiator_spi())
+}
+
+/// The IKE message of a UDP payload received or sent on `port`: as is on 500, behind the
+/// non-ESP marker on 4500 (RFC 3948 section 2.2).
+fn ike_message(port: u16, payload: &[u8]) -> Option<&[u8]> {
+    if port == NAT_T_PORT {
+        match Datagram::parse(payload) {
+            Ok(Datagram::Ike(m)) => Some(m),
+            _ => None,
+        }
+    } else {
+        Some(payload)
+    }
 }
 
 /// The size of IKE datagram buffers (an IKE message with certificates can be large; RFC
@@ -227,7 +395,62 @@ impl<U: UdpEndpoint + Send> IkeKeys<U> {
             peers: BTreeSet::new(),
             failures: BTreeMap::new(),
             last_auth_warning: None,
+            started: HashMap::new(),
+            handshakes: None,
+            leaving: false,
         }
+    }
+
+    /// Records the duration of each IKE handshake, from the first IKE_SA_INIT request sent
+    /// or received to the first CHILD_SA up (RFC 7296 sections 1.2 and 2.17), in `histogram`.
+    #[must_use]
+    pub fn with_handshake_histogram(mut self, histogram: Histogram) -> Self {
+        self.handshakes = Some(histogram);
+        self
+    }
+
+    /// Notes the start of a handshake if `message` (sent or received) is an IKE_SA_INIT
+    /// request.
+    fn note_init(&mut self, now: Instant, message: &[u8]) {
+        let Some(spi_i) = init_request_spi(message) else {
+            return;
+        };
+        if self.started.len() >= MAX_TIMED_HANDSHAKES {
+            self.started
+                .retain(|_, t| now.saturating_duration_since(*t) < HANDSHAKE_STALE);
+        }
+        if self.started.len() < MAX_TIMED_HANDSHAKES {
+            self.started.entry(spi_i).or_insert(now);
+        }
+    }
+
+    /// Feeds a datagram to the engine, unless the agent is leaving and it asks for a new
+    /// IKE SA.
+    fn receive(&mut self, now: Instant, local: SocketAddr, from: SocketAddr, payload: &[u8]) {
+        if let Some(message) = ike_message(local.port(), payload) {
+            if self.leaving && init_request_spi(message).is_some() {
+                tracing::debug!(%from, "IKE_SA_INIT refused: shutting down");
+                return;
+            }
+            self.note_init(now, message);
+        }
+        self.engine.handle_datagram(now, local, from, payload);
+    }
+
+    /// Deletes every IKE SA (RFC 7296 section 1.4.1) and removes the forwarder's ESP SAs.
+    fn delete_all(&mut self, now: Instant, fwd: &mut Forwarder<EspInUdp>) -> usize {
+        let sas = self.engine.ike_sas();
+        let peers: BTreeSet<IpAddr> = sas.iter().map(|sa| sa.peer).collect();
+        for &peer in &peers {
+            self.engine.delete(now, peer);
+            // Packets waiting for an SA being set up go with it.
+            fwd.drop_pending(peer);
+        }
+        for peer in core::mem::take(&mut self.peers) {
+            fwd.remove_sa(peer);
+        }
+        self.started.clear();
+        sas.len()
     }
 
     /// The engine (tests, counters).
@@ -239,6 +462,9 @@ impl<U: UdpEndpoint + Send> IkeKeys<U> {
     /// log.
     fn flush(&mut self, now: Instant, fwd: &mut Forwarder<EspInUdp>, out: &mut Output) {
         while let Some(t) = self.engine.poll_transmit() {
+            if let Some(message) = ike_message(t.local.port(), &t.payload) {
+                self.note_init(now, message);
+            }
             let buf = if t.local.port() == NAT_T_PORT {
                 out.udp.push_empty()
             } else {
@@ -278,7 +504,7 @@ impl<U: UdpEndpoint + Send> IkeKeys<U> {
                 ..
             } => {
                 self.up_since.insert((spi_i, spi_r), now);
-                tracing::info!(%peer, %remote, identity = %identity.id, spi_i = %format_args!("{spi_i:016x}"), spi_r = %format_args!("{spi_r:016x}"), nat, rekey = replaces.is_some(), "IKE SA up");
+                tracing::info!(%peer, %remote, %identity, spi_i = %format_args!("{spi_i:016x}"), spi_r = %format_args!("{spi_r:016x}"), nat, rekey = replaces.is_some(), "IKE SA up");
             }
             E::IkeSaDown {
                 peer,
@@ -306,7 +532,7 @@ impl<U: UdpEndpoint + Send> IkeKeys<U> {
                     .is_some_and(|t| now.saturating_duration_since(t) < AUTH_WARNING_INTERVAL);
                 if auth && !quiet {
                     self.last_auth_warning = Some(now);
-                    tracing::warn!(%peer, reason = label, "IKE authentication failed: check the pre-shared key on both routers; no SA");
+                    tracing::warn!(%peer, reason = label, "IKE authentication failed: check the pre-shared key or the certificates on both routers; no SA");
                 } else {
                     tracing::info!(%peer, reason = label, "IKE SA setup failed");
                 }
@@ -361,6 +587,12 @@ impl<U: UdpEndpoint + Send> IkeKeys<U> {
         match result {
             Ok(()) => {
                 self.peers.insert(up.peer);
+                if up.replaces.is_none()
+                    && let Some(start) = self.started.remove(&up.ike_spi_i)
+                    && let Some(h) = &self.handshakes
+                {
+                    h.observe(now.saturating_duration_since(start).as_secs_f64());
+                }
                 tracing::info!(peer = %up.peer, endpoint = %up.remote, inbound_spi = %format_args!("{:#010x}", up.inbound.spi), outbound_spi = %format_args!("{:#010x}", up.outbound.spi), algorithm = up.outbound.algorithm.name(), rekey = up.replaces.is_some(), "IPsec SA installed");
             }
             Err(e) => {
@@ -411,13 +643,14 @@ impl<U: UdpEndpoint + Send> KeyExchange<EspInUdp> for IkeKeys<U> {
         out: &mut Output,
     ) {
         match event {
+            Event::NeedSa { peer } if self.leaving => fwd.drop_pending(peer),
             Event::NeedSa { peer } => {
                 tracing::debug!(%peer, "initiating IKE");
                 self.engine.initiate(now, peer);
             }
             Event::IkeDatagram { from, datagram } => {
                 let local = SocketAddr::new(self.local, NAT_T_PORT);
-                self.engine.handle_datagram(now, local, from, &datagram);
+                self.receive(now, local, from, &datagram);
             }
             // The engine keeps the CHILD_SA lifetimes (rekeys before the ESP SAs expire).
             Event::Sa(e) => tracing::debug!(event = ?e, "ESP SA event"),
@@ -441,13 +674,35 @@ impl<U: UdpEndpoint + Send> KeyExchange<EspInUdp> for IkeKeys<U> {
 
     fn handle_received(&mut self, now: Instant, fwd: &mut Forwarder<EspInUdp>, out: &mut Output) {
         let local = SocketAddr::new(self.local, IKE_PORT);
-        for buf in self.rx.bufs() {
+        let mut rx = core::mem::replace(&mut self.rx, PacketBatch::new(0, 0));
+        for buf in rx.bufs() {
             if let Some(from) = buf.addr {
-                self.engine.handle_datagram(now, local, from, buf.packet());
+                self.receive(now, local, from, buf.packet());
             }
         }
-        self.rx.clear();
+        rx.clear();
+        self.rx = rx;
         self.flush(now, fwd, out);
+    }
+
+    fn clear(&mut self, now: Instant, fwd: &mut Forwarder<EspInUdp>, out: &mut Output) {
+        let n = self.delete_all(now, fwd);
+        tracing::info!(
+            ike_sas = n,
+            "clear crypto sa: every IKE and IPsec SA deleted"
+        );
+        self.flush(now, fwd, out);
+    }
+
+    fn leave(&mut self, now: Instant, fwd: &mut Forwarder<EspInUdp>, out: &mut Output) {
+        self.leaving = true;
+        let n = self.delete_all(now, fwd);
+        tracing::info!(ike_sas = n, "leaving: IKE SAs deleted");
+        self.flush(now, fwd, out);
+    }
+
+    fn deleting(&self) -> bool {
+        self.engine.counters().ike_sas > 0
     }
 
     async fn send(&mut self) -> io::Result<()> {

@@ -79,6 +79,8 @@ impl Settings {
             .map(|a| Password::new(a.expose().as_bytes()))
             .transpose()?;
         nhrp.holdtime = spec.nhrp.hold_time;
+        nhrp.registration_timeout = spec.nhrp.registration_timeout;
+        nhrp.multicast_dynamic = spec.nhrp.map_multicast_dynamic_enabled(spec.role);
         nhrp.redirect = spec.nhrp.redirect_enabled(spec.role);
         nhrp.shortcut = spec.nhrp.shortcut_enabled(spec.role);
         nhrp.nhs = spec
@@ -167,6 +169,13 @@ routes:
         assert_eq!(s.nhrp.role, dmvpn_nhrp::Role::Spoke);
         assert!(s.nhrp.shortcut && !s.nhrp.redirect);
         assert_eq!(s.nhrp.holdtime, 300);
+        // No registrationTimeout: a third of the holdtime; a spoke replicates to its NHS only.
+        assert_eq!(s.nhrp.registration_timeout, None);
+        assert_eq!(
+            s.nhrp.registration_interval(),
+            std::time::Duration::from_secs(100)
+        );
+        assert!(!s.nhrp.multicast_dynamic);
         assert_eq!(s.nhrp.password.as_ref().unwrap().expose(), b"@lpha");
         assert_eq!(s.nhrp.nhs.len(), 1);
         assert_eq!(s.nhrp.nhs[0].nbma, "198.18.0.1".parse::<IpAddr>().unwrap());
@@ -189,5 +198,31 @@ routes:
         let s = Settings::from_spec(&DmvpnNodeSpec::from_yaml_str(&esp).unwrap()).unwrap();
         assert_eq!(s.mtu, 1427);
         assert!(!s.insecure);
+    }
+
+    #[test]
+    fn registration_timeout_and_map_multicast_dynamic_reach_the_engine() {
+        let spoke = SPOKE.replace(
+            "holdTime: 300",
+            "holdTime: 300\n  registrationTimeout: 20\n  mapMulticastDynamic: true",
+        );
+        let s = Settings::from_spec(&DmvpnNodeSpec::from_yaml_str(&spoke).unwrap()).unwrap();
+        assert_eq!(s.nhrp.registration_timeout, Some(20));
+        assert_eq!(
+            s.nhrp.registration_interval(),
+            std::time::Duration::from_secs(20)
+        );
+        assert!(s.nhrp.multicast_dynamic);
+        let hub = "
+role: hub
+tunnel: {interface: dmvpn0, address: 10.1.1.1/24}
+underlay: {address: 198.18.0.1}
+nhrp: {networkId: 1}
+";
+        let s = Settings::from_spec(&DmvpnNodeSpec::from_yaml_str(hub).unwrap()).unwrap();
+        assert!(s.nhrp.multicast_dynamic, "on by default at a hub");
+        let off = hub.replace("networkId: 1}", "networkId: 1, mapMulticastDynamic: false}");
+        let s = Settings::from_spec(&DmvpnNodeSpec::from_yaml_str(&off).unwrap()).unwrap();
+        assert!(!s.nhrp.multicast_dynamic);
     }
 }

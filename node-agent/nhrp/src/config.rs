@@ -98,6 +98,10 @@ pub struct Config {
     pub password: Option<Password>,
     /// `ip nhrp holdtime`, in seconds, sent in registrations and replies.
     pub holdtime: u16,
+    /// `ip nhrp registration timeout`: seconds between the registrations of a client with
+    /// each NHS; `None`, a third of the holdtime (the IOS default, RFC 2332 section 5.2.3
+    /// leaves the refresh to the client).
+    pub registration_timeout: Option<u16>,
     /// The NHSs to register with (spokes; a hub may have some for a hierarchy).
     pub nhs: Vec<NhsConfig>,
     /// Site prefixes registered with every NHS and answered for in resolutions.
@@ -109,6 +113,10 @@ pub struct Config {
     pub unique: bool,
     /// `ip nhrp redirect` (hub, DMVPN phase 3).
     pub redirect: bool,
+    /// `ip nhrp map multicast dynamic`: multicast and broadcast are replicated to the peers
+    /// registered here as well as to the NHSs ([`crate::Engine::multicast_peers`]). On in
+    /// [`Config::new`], where a hub wants it; IOS needs the command.
+    pub multicast_dynamic: bool,
     /// `ip nhrp shortcut` (spoke, DMVPN phase 3).
     pub shortcut: bool,
     /// The most dynamic cache entries kept; more are refused and counted.
@@ -132,6 +140,10 @@ pub enum ConfigError {
     /// The holdtime is zero.
     #[error("the holdtime must be at least 1 second")]
     ZeroHoldtime,
+    /// The registration timeout is zero or longer than the holdtime (registrations would
+    /// expire between two refreshes).
+    #[error("the registration timeout must be 1 second to the holdtime, not {0}")]
+    RegistrationTimeout(u16),
     /// A spoke without an NHS.
     #[error("a spoke needs at least one NHS")]
     NoNhs,
@@ -166,11 +178,13 @@ impl Config {
             network_id: 1,
             password: None,
             holdtime: DEFAULT_HOLDTIME,
+            registration_timeout: None,
             nhs: Vec::new(),
             advertised_prefixes: Vec::new(),
             routes: Vec::new(),
             unique: true,
             redirect: false,
+            multicast_dynamic: true,
             shortcut: false,
             cache_limit: DEFAULT_CACHE_LIMIT,
             max_registrations_per_peer: DEFAULT_MAX_REGISTRATIONS_PER_PEER,
@@ -189,6 +203,15 @@ impl Config {
         Duration::from_secs(u64::from(self.holdtime))
     }
 
+    /// The time between two registrations with an NHS: `registration_timeout`, else a
+    /// third of the holdtime.
+    pub fn registration_interval(&self) -> Duration {
+        match self.registration_timeout {
+            Some(t) => Duration::from_secs(u64::from(t)),
+            None => self.holdtime() / 3,
+        }
+    }
+
     /// Checks the configuration.
     ///
     /// # Errors
@@ -199,6 +222,11 @@ impl Config {
         }
         if self.holdtime == 0 {
             return Err(ConfigError::ZeroHoldtime);
+        }
+        if let Some(t) = self.registration_timeout
+            && (t == 0 || t > self.holdtime)
+        {
+            return Err(ConfigError::RegistrationTimeout(t));
         }
         if self.cache_limit == 0 || self.max_registrations_per_peer == 0 {
             return Err(ConfigError::ZeroCacheLimit);

@@ -48,6 +48,9 @@ pub enum RemoveReason {
     Expired,
     /// A purge request withdrew it (RFC 2332 section 5.2.5).
     Purged,
+    /// The operator cleared the dynamic entries ([`Engine::clear_dynamic`], IOS `clear ip
+    /// nhrp`).
+    Cleared,
 }
 
 /// Something the driver or an operator should know: cache and route changes, peer state,
@@ -361,14 +364,17 @@ impl Engine {
         self.cache.lookup(addr)
     }
 
-    /// The multicast replication set (`ip nhrp map multicast dynamic` on a hub, the NHSs on
-    /// a spoke): the NBMA addresses of registered peers and of the NHSs, sorted.
+    /// The multicast replication set: the NBMA addresses of the NHSs (`ip nhrp map
+    /// multicast` of a spoke) and, with [`Config::multicast_dynamic`] (`ip nhrp map
+    /// multicast dynamic` on a hub), of the peers registered here; sorted.
     pub fn multicast_peers(&self) -> Vec<IpAddr> {
+        let dynamic = self.config.multicast_dynamic;
         let set: BTreeSet<IpAddr> = self
             .cache
             .iter()
             .filter(|(p, e)| {
-                e.kind == EntryType::Static || (e.kind == EntryType::Registered && p.is_host())
+                e.kind == EntryType::Static
+                    || (dynamic && e.kind == EntryType::Registered && p.is_host())
             })
             .map(|(_, e)| e.nbma)
             .collect();
@@ -602,7 +608,7 @@ impl Engine {
         id
     }
 
-    fn sync_cache_timer(&mut self) {
+    pub(crate) fn sync_cache_timer(&mut self) {
         self.timers
             .set(Timer::CacheExpiry, self.cache.next_expiry());
     }

@@ -28,10 +28,11 @@
 //! or to its own NHS, with transit records, hop count and loop detection ([`resolution`]). A client with NHSs of
 //! different priorities registers with the best reachable ones and fails over and back
 //! (Cisco backup NHS). [`Engine::update_config`] changes the NHSs, prefixes, password and
-//! holdtime of a running engine.
+//! holdtime of a running engine; [`Engine::clear_dynamic`] is IOS's `clear ip nhrp`.
 
 pub mod auth;
 pub mod cache;
+pub mod clear;
 pub mod config;
 pub mod counters;
 mod engine;

@@ -317,7 +317,7 @@ impl Engine {
             });
         }
         let next = if accepted {
-            let refresh = self.config.holdtime() / 3;
+            let refresh = self.config.registration_interval();
             let backoff = self.initial_backoff();
             self.nhs[i].backoff = backoff;
             refresh

@@ -178,7 +178,7 @@ impl Engine {
         self.sync_refresh_timer();
     }
 
-    fn sync_refresh_timer(&mut self) {
+    pub(crate) fn sync_refresh_timer(&mut self) {
         let next = self.shortcut_refresh.first().map(|(at, _)| *at);
         self.timers.set(Timer::ShortcutRefresh, next);
     }
