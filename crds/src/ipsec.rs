@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::de::{self, Bounded};
 use crate::error::{ConfigError, Issue};
+use crate::secret::{SecretKeyRef, SecretRef};
 
 mod ike_proposal;
 
@@ -35,6 +36,16 @@ pub struct IpsecSpec {
     /// `crypto pki trustpoint` with `crypto pki authenticate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+    /// Under Kubernetes, the Secret key holding the pre-shared key, in the agent's namespace;
+    /// the operator renders it from the DmvpnHub or DmvpnSpoke. A configuration file uses
+    /// `preSharedKeyFile` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_shared_key_secret_ref: Option<SecretKeyRef>,
+    /// Under Kubernetes, the `kubernetes.io/tls` Secret holding this router's certificate,
+    /// private key and CA (`tls.crt`, `tls.key`, `ca.crt`). A configuration file uses the
+    /// three certificate files instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_secret_ref: Option<SecretRef>,
     /// The identity this router sends in IKE_AUTH (IOS `identity local`, RFC 7296 section
     /// 3.5); absent, its underlay address, as on IOS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,6 +97,7 @@ pub enum IpsecMode {
 pub enum Identity {
     /// `ID_IPV4_ADDR` or `ID_IPV6_ADDR`.
     #[serde(deserialize_with = "de::text::<_, de::Address>")]
+    #[schemars(schema_with = "crate::schema::ip_address")]
     Address(core::net::IpAddr),
     /// `ID_FQDN`: a DNS name such as `hub.example.com`.
     Fqdn(String),
@@ -119,37 +131,37 @@ impl Bounded for DpdInterval {
 pub const MAX_PRE_SHARED_KEY_LEN: u64 = 4096;
 
 impl IpsecSpec {
-    pub(crate) fn check(&self, out: &mut Vec<Issue>) {
-        let certs = [
+    fn cert_files(&self) -> [(&'static str, &Option<PathBuf>); 3] {
+        [
             ("certificateFile", &self.certificate_file),
             ("privateKeyFile", &self.private_key_file),
             ("caFile", &self.ca_file),
-        ];
-        let any_cert = certs.iter().any(|(_, f)| f.is_some());
-        match (&self.pre_shared_key_file, any_cert) {
-            (None, false) => out.push(Issue::new(
-                "ipsec",
-                "no authentication: set preSharedKeyFile (such as hub.psk), or certificateFile, privateKeyFile and caFile; or remove `ipsec` for unprotected GRE (tests only)",
-            )),
-            (Some(_), true) => out.push(Issue::new(
-                "ipsec.preSharedKeyFile",
-                "both a pre-shared key and certificates: keep one, remove preSharedKeyFile or the certificate files",
-            )),
-            (None, true) => {
-                for (name, file) in certs {
-                    if file.is_none() {
-                        out.push(Issue::new(
-                            format!("ipsec.{name}"),
-                            "certificate authentication needs certificateFile, privateKeyFile and caFile: add this one",
-                        ));
-                    }
-                }
+        ]
+    }
+
+    pub(crate) fn check(&self, out: &mut Vec<Issue>) {
+        let any_cert = self.cert_files().iter().any(|(_, f)| f.is_some());
+        let psk_ref = self.pre_shared_key_secret_ref.is_some();
+        let cert_ref = self.certificate_secret_ref.is_some();
+        if let Some(r) = &self.pre_shared_key_secret_ref {
+            r.check("ipsec.preSharedKeySecretRef", out);
+        }
+        if let Some(r) = &self.certificate_secret_ref {
+            r.check("ipsec.certificateSecretRef", out);
+        }
+        if psk_ref || cert_ref {
+            if psk_ref && cert_ref || self.pre_shared_key_file.is_some() || any_cert {
+                out.push(Issue::new(
+                    "ipsec",
+                    "more than one authentication: keep one of preSharedKeyFile, the certificate files, preSharedKeySecretRef and certificateSecretRef",
+                ));
             }
-            (Some(_), false) => {}
+        } else {
+            self.check_files(any_cert, out);
         }
         let files = [("preSharedKeyFile", &self.pre_shared_key_file)]
             .into_iter()
-            .chain(certs);
+            .chain(self.cert_files());
         for (name, file) in files {
             if file.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
                 out.push(Issue::new(
@@ -182,6 +194,32 @@ impl IpsecSpec {
             if let Err(e) = dmvpn_esp::Proposal::parse(p) {
                 out.push(Issue::new(format!("ipsec.esp[{i}]"), e.to_string()));
             }
+        }
+    }
+
+    /// Checks the authentication of a configuration file: a key file or all three certificate
+    /// files.
+    fn check_files(&self, any_cert: bool, out: &mut Vec<Issue>) {
+        match (&self.pre_shared_key_file, any_cert) {
+            (None, false) => out.push(Issue::new(
+                "ipsec",
+                "no authentication: set preSharedKeyFile (such as hub.psk), or certificateFile, privateKeyFile and caFile; or remove `ipsec` for unprotected GRE (tests only)",
+            )),
+            (Some(_), true) => out.push(Issue::new(
+                "ipsec.preSharedKeyFile",
+                "both a pre-shared key and certificates: keep one, remove preSharedKeyFile or the certificate files",
+            )),
+            (None, true) => {
+                for (name, file) in self.cert_files() {
+                    if file.is_none() {
+                        out.push(Issue::new(
+                            format!("ipsec.{name}"),
+                            "certificate authentication needs certificateFile, privateKeyFile and caFile: add this one",
+                        ));
+                    }
+                }
+            }
+            (Some(_), false) => {}
         }
     }
 

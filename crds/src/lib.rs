@@ -21,6 +21,7 @@ use std::io::Read;
 use std::path::Path;
 
 use ipnet::IpNet;
+use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +31,11 @@ mod error;
 mod ipsec;
 mod metrics;
 mod nhrp;
+mod node;
 mod routes;
+mod schema;
+mod secret;
+mod site;
 mod tunnel;
 mod underlay;
 
@@ -42,13 +47,56 @@ pub use ipsec::{
 };
 pub use metrics::{DEFAULT_METRICS_PORT, MetricsSpec};
 pub use nhrp::{DEFAULT_HOLD_TIME, MAX_AUTHENTICATION_LEN, NhrpAuthentication, NhrpSpec, NhsSpec};
+pub use node::{
+    DmvpnNodeStatus, IpsecStatus, NhrpStatus, NhsStatus, PeerState, PeerStatus, PeerType,
+};
 pub use routes::{RoutesSpec, StaticRoute};
+pub use secret::{
+    KEY_PATTERN, NAME_PATTERN, SecretKeyRef, SecretRef, TLS_CA_KEY, TLS_CERT_KEY,
+    TLS_PRIVATE_KEY_KEY, is_data_key, is_object_name,
+};
+pub use site::{
+    AddressPool, DEFAULT_PSK_KEY, DmvpnHub, DmvpnHubSpec, DmvpnSpoke, DmvpnSpokeSpec, Gateway,
+    HubRef, NbmaAddress, NbmaSource, PskSecretRef, ServiceRef, SiteIpsec, SiteNhrp, SiteRoutes,
+    SiteSpec, SiteStatus, SiteTunnel,
+};
 pub use tunnel::{MAX_MTU, MIN_MTU_IPV4, MIN_MTU_IPV6, TunnelSpec};
 pub use underlay::UnderlaySpec;
 
 /// The configuration of one DMVPN router: the agent's config file, and the spec of a
-/// `DmvpnNode` (issue 6).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// `DmvpnNode`, one per gateway node, rendered by the operator (issue 6).
+// kube-derive's printcolumn(...) lists repeat `type_ = ...`, which clippy takes for a
+// repeated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "dmvpn.io",
+    version = "v1alpha1",
+    kind = "DmvpnNode",
+    plural = "dmvpnnodes",
+    shortname = "dmvn",
+    status = "DmvpnNodeStatus",
+    derive = "PartialEq",
+    doc = "The DMVPN router of one gateway node: the agent's configuration, rendered by the operator, and the agent's report.",
+    printcolumn(name = "Role", type_ = "string", json_path = ".spec.role"),
+    printcolumn(name = "Tunnel", type_ = "string", json_path = ".spec.tunnel.address"),
+    printcolumn(name = "NBMA", type_ = "string", json_path = ".spec.underlay.address"),
+    printcolumn(
+        name = "Peers",
+        type_ = "integer",
+        json_path = ".status.nhrp.registeredPeers"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DmvpnNodeSpec {
     /// Hub (NHRP server) or spoke (NHRP client).
@@ -105,15 +153,54 @@ impl Context {
 const MAX_CONFIG_LEN: u64 = 1 << 20;
 
 impl DmvpnNodeSpec {
-    /// Parses and validates a YAML configuration. Relative file names (such as
+    /// Parses and validates a YAML configuration file's text: Secret references are refused
+    /// there, since they work only in a `DmvpnNode`. Relative file names (such as
     /// `ipsec.preSharedKeyFile`) stay as written; [`DmvpnNodeSpec::load`] resolves them.
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] with the first parse problem, or every validation problem.
     pub fn from_yaml_str(yaml: &str) -> Result<Self, ConfigError> {
         let spec = Self::parse(yaml)?;
-        spec.validate()?;
-        Ok(spec)
+        let mut issues = spec.issues();
+        spec.standalone_issues(&mut issues);
+        if issues.is_empty() {
+            Ok(spec)
+        } else {
+            Err(ConfigError::Invalid { file: None, issues })
+        }
+    }
+
+    /// The Secret references only a `DmvpnNode` may hold: a configuration file names files.
+    fn standalone_issues(&self, out: &mut Vec<Issue>) {
+        let refs = [
+            (
+                "nhrp.authenticationSecretRef",
+                self.nhrp.authentication_secret_ref.is_some(),
+                "nhrp.authentication",
+            ),
+            (
+                "ipsec.preSharedKeySecretRef",
+                self.ipsec
+                    .as_ref()
+                    .is_some_and(|i| i.pre_shared_key_secret_ref.is_some()),
+                "ipsec.preSharedKeyFile",
+            ),
+            (
+                "ipsec.certificateSecretRef",
+                self.ipsec
+                    .as_ref()
+                    .is_some_and(|i| i.certificate_secret_ref.is_some()),
+                "ipsec.certificateFile, privateKeyFile and caFile",
+            ),
+        ];
+        for (path, set, instead) in refs {
+            if set {
+                out.push(Issue::new(
+                    path,
+                    format!("Secret references work only under Kubernetes (a DmvpnNode): in a configuration file use {instead}"),
+                ));
+            }
+        }
     }
 
     /// Reads, parses and validates a configuration file, and resolves relative file names in
@@ -170,11 +257,22 @@ impl DmvpnNodeSpec {
     }
 
     /// Checks the rules a schema cannot say: role-specific fields, addresses inside the
-    /// tunnel subnet, ranges that depend on the address family, refused algorithms.
+    /// tunnel subnet, ranges that depend on the address family, refused algorithms. Secret
+    /// references (a `DmvpnNode`'s spec) are accepted here; [`DmvpnNodeSpec::from_yaml_str`]
+    /// refuses them in a configuration file.
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] listing every problem found.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let issues = self.issues();
+        if issues.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid { file: None, issues })
+        }
+    }
+
+    fn issues(&self) -> Vec<Issue> {
         let cx = Context {
             role: self.role,
             tunnel: self.tunnel.address,
@@ -192,11 +290,7 @@ impl DmvpnNodeSpec {
         }
         self.admin.check(&mut issues);
         self.metrics.check(&mut issues);
-        if issues.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid { file: None, issues })
-        }
+        issues
     }
 
     /// Whether GRE goes unprotected (no `ipsec` section): allowed for tests, and the agent
@@ -204,4 +298,29 @@ impl DmvpnNodeSpec {
     pub fn is_insecure(&self) -> bool {
         self.ipsec.is_none()
     }
+}
+
+/// The header of every generated CRD file.
+const CRD_HEADER: &str = "# Generated by `cargo run -p dmvpn-crds --bin crdgen` from the Rust types in crds/src: do not edit.\n";
+
+/// The CustomResourceDefinitions of kube-dmvpn as YAML files: `(file name, contents)` for
+/// DmvpnHub, DmvpnSpoke and DmvpnNode, as the `crdgen` binary writes them.
+///
+/// # Errors
+/// When a CRD does not serialize, which the types rule out.
+pub fn crd_files() -> Result<Vec<(&'static str, String)>, serde_saphyr::ser_error::Error> {
+    use kube::CustomResourceExt;
+    [
+        ("dmvpn.io_dmvpnhubs.yaml", DmvpnHub::crd()),
+        ("dmvpn.io_dmvpnspokes.yaml", DmvpnSpoke::crd()),
+        ("dmvpn.io_dmvpnnodes.yaml", DmvpnNode::crd()),
+    ]
+    .into_iter()
+    .map(|(name, crd)| {
+        Ok((
+            name,
+            format!("{CRD_HEADER}{}", serde_saphyr::to_string(&crd)?),
+        ))
+    })
+    .collect()
 }

@@ -18,6 +18,7 @@ pub struct MetricsSpec {
         default = "default_listen",
         deserialize_with = "de::text::<_, de::Listen>"
     )]
+    #[schemars(schema_with = "crate::schema::listen_address")]
     pub listen: SocketAddr,
 }
 

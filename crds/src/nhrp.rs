@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::de::{self, Bounded};
 use crate::error::Issue;
+use crate::secret::SecretKeyRef;
 use crate::{Context, Role};
 
 /// The NHRP settings of the tunnel (`ip nhrp ...`).
@@ -24,6 +25,10 @@ pub struct NhrpSpec {
     /// extension (RFC 2332 section 5.3.4); absent, none is sent and none is required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authentication: Option<NhrpAuthentication>,
+    /// Under Kubernetes, the Secret key holding the `authentication` password, in the agent's
+    /// namespace. A configuration file writes `authentication` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication_secret_ref: Option<SecretKeyRef>,
     /// Seconds the registrations and replies of this router stay valid (IOS
     /// `ip nhrp holdtime`, default 7200; the Holding Time of RFC 2332 section 5.2.0.1).
     #[serde(
@@ -66,9 +71,11 @@ pub struct NhrpSpec {
 pub struct NhsSpec {
     /// The NHS's tunnel address, inside the tunnel subnet.
     #[serde(deserialize_with = "de::text::<_, de::Address>")]
+    #[schemars(schema_with = "crate::schema::ip_address")]
     pub tunnel_address: IpAddr,
     /// The NHS's NBMA (underlay) address, of the underlay address's family.
     #[serde(deserialize_with = "de::text::<_, de::Address>")]
+    #[schemars(schema_with = "crate::schema::ip_address")]
     pub nbma_address: IpAddr,
     /// The NHS's preference (IOS `ip nhrp nhs ... priority`): 0, the default, is the most
     /// preferred, 255 the least.
@@ -171,6 +178,15 @@ impl NhrpSpec {
                     format!(
                         "the password is {len} bytes: IOS `ip nhrp authentication` takes 1 to 8 characters, such as \"s3cr3t\""
                     ),
+                ));
+            }
+        }
+        if let Some(r) = &self.authentication_secret_ref {
+            r.check("nhrp.authenticationSecretRef", out);
+            if self.authentication.is_some() {
+                out.push(Issue::new(
+                    "nhrp.authenticationSecretRef",
+                    "both a password and a Secret for it: keep one, remove authentication or authenticationSecretRef",
                 ));
             }
         }

@@ -24,6 +24,7 @@ pub struct RoutesSpec {
         skip_serializing_if = "Vec::is_empty",
         deserialize_with = "de::texts::<_, de::Prefix>"
     )]
+    #[schemars(schema_with = "crate::schema::prefixes")]
     pub advertise: Vec<IpNet>,
     /// Static routes into the tunnel (IOS `ip route 192.168.2.0 255.255.255.0 10.1.1.2`).
     #[serde(default, rename = "static", skip_serializing_if = "Vec::is_empty")]
@@ -36,9 +37,11 @@ pub struct RoutesSpec {
 pub struct StaticRoute {
     /// The destination prefix.
     #[serde(deserialize_with = "de::text::<_, de::Prefix>")]
+    #[schemars(schema_with = "crate::schema::prefix")]
     pub prefix: IpNet,
     /// The next hop's tunnel address, inside the tunnel subnet; NHRP finds its NBMA address.
     #[serde(deserialize_with = "de::text::<_, de::Address>")]
+    #[schemars(schema_with = "crate::schema::ip_address")]
     pub via: IpAddr,
 }
 

@@ -19,6 +19,7 @@ pub struct TunnelSpec {
     /// This router's tunnel address with the tunnel subnet's prefix length: IOS
     /// `ip address 10.1.1.1 255.255.255.0` is `10.1.1.1/24`.
     #[serde(deserialize_with = "de::text::<_, de::Interface>")]
+    #[schemars(schema_with = "crate::schema::interface_address")]
     pub address: IpNet,
     /// The tunnel MTU in bytes (IOS `ip mtu`); absent, the agent derives it from the underlay
     /// MTU minus the GRE, ESP and UDP overhead. 576 to 9000 for an IPv4 tunnel (RFC 791's

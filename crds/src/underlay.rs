@@ -15,6 +15,7 @@ pub struct UnderlaySpec {
     /// This router's NBMA address (IOS `tunnel source`), IPv4 or IPv6: GRE, IKE (UDP 500 and
     /// 4500) and ESP leave from it, and NHRP registers it.
     #[serde(deserialize_with = "de::text::<_, de::Address>")]
+    #[schemars(schema_with = "crate::schema::ip_address")]
     pub address: IpAddr,
 }
 

@@ -70,6 +70,7 @@ fn issue_spec() -> DmvpnNodeSpec {
         nhrp: NhrpSpec {
             network_id: 1,
             authentication: Some(NhrpAuthentication::new("@lpha")),
+            authentication_secret_ref: None,
             hold_time: 7200,
             registration_timeout: None,
             redirect: Some(true),
@@ -86,6 +87,8 @@ fn issue_spec() -> DmvpnNodeSpec {
             certificate_file: None,
             private_key_file: None,
             ca_file: None,
+            pre_shared_key_secret_ref: None,
+            certificate_secret_ref: None,
             identity: None,
             ike: vec!["aes256gcm16-prfsha384-x25519".into()],
             esp: vec!["aes256gcm16".into()],
@@ -478,4 +481,71 @@ fn json_schema_for_the_crd() {
         role.contains("\"hub\"") && role.contains("\"spoke\""),
         "{role}"
     );
+}
+
+const KUBE_HUB: &str = "
+role: hub
+tunnel: {interface: dmvpn0, address: 10.1.1.1/24}
+underlay: {address: 198.18.0.1}
+nhrp:
+  networkId: 1
+  authenticationSecretRef: {name: dmvpn-nhrp-auth, key: password}
+ipsec:
+  preSharedKeySecretRef: {name: dmvpn-psk, key: psk}
+";
+
+#[test]
+fn secret_references_are_for_dmvpn_nodes_only() {
+    // A DmvpnNode's spec (rendered by the operator) may name Secrets ...
+    let spec: DmvpnNodeSpec = serde_saphyr::from_str(KUBE_HUB).unwrap();
+    spec.validate().unwrap();
+    let r = spec
+        .ipsec
+        .as_ref()
+        .unwrap()
+        .pre_shared_key_secret_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!((r.name.as_str(), r.key.as_str()), ("dmvpn-psk", "psk"));
+    // ... a configuration file may not, and is told what to write instead.
+    let e = DmvpnNodeSpec::from_yaml_str(KUBE_HUB)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("ipsec.preSharedKeySecretRef: Secret references work only under Kubernetes"),
+        "{e}"
+    );
+    assert!(e.contains("use ipsec.preSharedKeyFile"), "{e}");
+    assert!(
+        e.contains("nhrp.authenticationSecretRef: Secret references"),
+        "{e}"
+    );
+}
+
+#[test]
+fn secret_references_are_checked() {
+    let both = KUBE_HUB.replace(
+        "ipsec:\n",
+        "ipsec:\n  certificateSecretRef: {name: hub-tls}\n",
+    );
+    let spec: DmvpnNodeSpec = serde_saphyr::from_str(&both).unwrap();
+    let e = spec.validate().unwrap_err().to_string();
+    assert!(e.contains("more than one authentication"), "{e}");
+    let bad = KUBE_HUB
+        .replace("name: dmvpn-psk", "name: Dmvpn_PSK")
+        .replace("key: password", "key: pass/word");
+    let spec: DmvpnNodeSpec = serde_saphyr::from_str(&bad).unwrap();
+    let e = spec.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("ipsec.preSharedKeySecretRef.name: `Dmvpn_PSK` is not a Secret name"),
+        "{e}"
+    );
+    assert!(
+        e.contains("nhrp.authenticationSecretRef.key: `pass/word` is not a Secret key"),
+        "{e}"
+    );
+    let with_password = KUBE_HUB.replace("networkId: 1\n", "networkId: 1\n  authentication: x\n");
+    let spec: DmvpnNodeSpec = serde_saphyr::from_str(&with_password).unwrap();
+    let e = spec.validate().unwrap_err().to_string();
+    assert!(e.contains("both a password and a Secret"), "{e}");
 }
