@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use dmvpn_dataplane::os::{OsRoute, RouteTable, TunDevice, UdpEndpoint, reconcile};
-use dmvpn_dataplane::{Event, Forwarder, Output, PacketBatch, Protection};
+use dmvpn_dataplane::{Event, Forwarder, Output, PacketBatch, Protection, StaticRoute};
 use dmvpn_nhrp::{DropReason as NhrpDrop, Prefix};
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, watch};
@@ -50,6 +50,18 @@ pub struct DeviceInfo {
     pub mtu: u16,
     /// Whether GRE goes unprotected.
     pub insecure: bool,
+}
+
+/// A configuration change a running router takes without a restart (`run --kube`, when the
+/// DmvpnNode's spec changes): the NHRP engine's configuration (RFC 2332 registrations and
+/// purges follow, see `dmvpn_nhrp::Engine::update_config`) and the static routes. Peers keep
+/// their SAs; the route set is reconciled.
+#[derive(Debug, Clone)]
+pub struct LiveUpdate {
+    /// The new NHRP configuration.
+    pub nhrp: dmvpn_nhrp::Config,
+    /// The new static routes.
+    pub static_routes: Vec<StaticRoute>,
 }
 
 /// The OS handles of a driver.
@@ -194,6 +206,29 @@ where
         self.finish_step(now).await
     }
 
+    /// Applies a configuration change at `now` ([`LiveUpdate`]) and sends what it produced
+    /// (re-registrations, purges); the routes are reconciled.
+    ///
+    /// # Errors
+    /// The NHRP engine's [`dmvpn_nhrp::ConfigError`] (such as `RestartRequired`) leaves
+    /// the router unchanged; a send error of the socket is logged.
+    pub async fn update(
+        &mut self,
+        now: Instant,
+        update: LiveUpdate,
+    ) -> Result<(), dmvpn_nhrp::ConfigError> {
+        self.fwd.engine_mut().update_config(now, update.nhrp)?;
+        self.fwd.set_static_routes(&update.static_routes);
+        self.fwd.flush_engine(now, &mut self.out);
+        self.routes_stale = true;
+        self.changed = true;
+        tracing::info!("configuration updated live");
+        if let Err(e) = self.finish_step(now).await {
+            tracing::warn!(error = %e, "underlay send failed");
+        }
+        Ok(())
+    }
+
     /// Runs until `shutdown` completes or the TUN device fails, carrying out the `clear`
     /// commands of `commands` ([`Driver::clear`]), then shuts down: as
     /// [`Driver::shutdown`], with a wait of at most [`SHUTDOWN_LINGER`] for the peers to
@@ -205,7 +240,22 @@ where
     pub async fn run(
         &mut self,
         shutdown: impl Future<Output = ()>,
+        commands: mpsc::Receiver<AdminCommand>,
+    ) -> io::Result<()> {
+        let (_keep, updates) = mpsc::channel(1);
+        self.run_with_updates(shutdown, commands, updates).await
+    }
+
+    /// As [`Driver::run`], also applying the configuration changes of `updates`
+    /// ([`Driver::update`]); one the engine refuses is logged and skipped.
+    ///
+    /// # Errors
+    /// As [`Driver::run`].
+    pub async fn run_with_updates(
+        &mut self,
+        shutdown: impl Future<Output = ()>,
         mut commands: mpsc::Receiver<AdminCommand>,
+        mut updates: mpsc::Receiver<LiveUpdate>,
     ) -> io::Result<()> {
         let mut shutdown = pin!(shutdown);
         loop {
@@ -216,6 +266,12 @@ where
                 Some(c) = commands.recv() => {
                     if let Err(e) = self.clear(Instant::now(), c).await {
                         tracing::warn!(error = %e, "underlay send failed");
+                    }
+                    continue;
+                }
+                Some(u) = updates.recv() => {
+                    if let Err(e) = self.update(Instant::now(), u).await {
+                        tracing::error!(error = %e, "the configuration change was refused");
                     }
                     continue;
                 }
@@ -434,7 +490,11 @@ where
         let ifindex = self.device.ifindex;
         let os: BTreeSet<OsRoute> = desired
             .iter()
-            .map(|&prefix| OsRoute { prefix, ifindex })
+            .map(|&prefix| OsRoute {
+                prefix,
+                ifindex,
+                via: None,
+            })
             .collect();
         match reconcile(&mut self.os.routes, &os).await {
             Ok(done) => {

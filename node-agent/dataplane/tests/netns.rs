@@ -191,6 +191,7 @@ async fn body() {
     let want = OsRoute {
         prefix: Prefix::new(a("192.168.50.0"), 24).unwrap(),
         ifindex,
+        via: None,
     };
     let done = reconcile(&mut routes, &BTreeSet::from([want]))
         .await

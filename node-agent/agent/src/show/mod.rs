@@ -20,6 +20,7 @@ pub use crypto::{
     CryptoSessionJson, IkeSaJson, IkeSasJson, IpsecSaJson, IpsecSasJson, SessionJson,
 };
 pub use dmvpn::{DmvpnJson, DmvpnPeerJson};
+pub(crate) use dmvpn::json as dmvpn_json;
 pub use format::{spi_json, spi_text, uptime};
 pub use nhrp::{NhrpEntriesJson, NhrpEntryJson, NhrpTrafficJson};
 
