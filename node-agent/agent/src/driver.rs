@@ -39,6 +39,12 @@ const AUTH_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 /// 7296 section 1.4.1) before it removes its routes: best effort, the DELETEs went out.
 pub const SHUTDOWN_LINGER: Duration = Duration::from_secs(1);
 
+/// The time now on tokio's clock: the system's monotonic clock, except in tests that pause
+/// and advance tokio's time, where the run loop's deadlines then follow the virtual clock.
+fn clock_now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// What the driver knows of its OS handles besides the traits.
 #[derive(Debug, Clone)]
 pub struct DeviceInfo {
@@ -264,42 +270,42 @@ where
                 biased;
                 () = &mut shutdown => break,
                 Some(c) = commands.recv() => {
-                    if let Err(e) = self.clear(Instant::now(), c).await {
+                    if let Err(e) = self.clear(clock_now(), c).await {
                         tracing::warn!(error = %e, "underlay send failed");
                     }
                     continue;
                 }
                 Some(u) = updates.recv() => {
-                    if let Err(e) = self.update(Instant::now(), u).await {
+                    if let Err(e) = self.update(clock_now(), u).await {
                         tracing::error!(error = %e, "the configuration change was refused");
                     }
                     continue;
                 }
                 r = self.os.tun.recv_batch(&mut self.tun_batch) => match r {
-                    Ok(_) => self.fwd.outbound(Instant::now(), &mut self.tun_batch, &mut self.out),
+                    Ok(_) => self.fwd.outbound(clock_now(), &mut self.tun_batch, &mut self.out),
                     Err(e) => {
                         tracing::error!(error = %e, "TUN device read failed: shutting down");
-                        self.shutdown(Instant::now()).await?;
+                        self.shutdown(clock_now()).await?;
                         return Err(e);
                     }
                 },
                 r = self.os.udp.recv_batch(&mut self.udp_batch) => match r {
-                    Ok(_) => self.fwd.inbound(Instant::now(), &mut self.udp_batch, &mut self.out),
+                    Ok(_) => self.fwd.inbound(clock_now(), &mut self.udp_batch, &mut self.out),
                     Err(e) => tracing::warn!(error = %e, "underlay receive failed"),
                 },
                 r = self.keys.recv() => match r {
-                    Ok(_) => self.keys.handle_received(Instant::now(), &mut self.fwd, &mut self.out),
+                    Ok(_) => self.keys.handle_received(clock_now(), &mut self.fwd, &mut self.out),
                     Err(e) => tracing::warn!(error = %e, "IKE receive failed"),
                 },
-                () = tokio::time::sleep_until(deadline.into()) => self.timers(Instant::now()),
+                () = tokio::time::sleep_until(deadline.into()) => self.timers(clock_now()),
             }
-            if let Err(e) = self.finish_step(Instant::now()).await {
+            if let Err(e) = self.finish_step(clock_now()).await {
                 tracing::warn!(error = %e, "underlay send failed");
             }
         }
-        let sent = self.leave(Instant::now()).await;
+        let sent = self.leave(clock_now()).await;
         self.linger(SHUTDOWN_LINGER).await;
-        self.remove_routes(Instant::now()).await.and(sent)
+        self.remove_routes(clock_now()).await.and(sent)
     }
 
     /// Leaves the network: NHRP purges our registrations at every NHS (RFC 2332 section
@@ -337,15 +343,15 @@ where
                 tokio::select! {
                     r = self.os.udp.recv_batch(&mut self.udp_batch) => {
                         if r.is_ok() {
-                            self.fwd.inbound(Instant::now(), &mut self.udp_batch, &mut self.out);
+                            self.fwd.inbound(clock_now(), &mut self.udp_batch, &mut self.out);
                         }
                     }
                     r = self.keys.recv() => {
                         if r.is_ok() {
-                            self.keys.handle_received(Instant::now(), &mut self.fwd, &mut self.out);
+                            self.keys.handle_received(clock_now(), &mut self.fwd, &mut self.out);
                         }
                     }
-                    () = tokio::time::sleep_until(deadline.into()) => self.timers(Instant::now()),
+                    () = tokio::time::sleep_until(deadline.into()) => self.timers(clock_now()),
                 }
             })
             .await;
@@ -353,7 +359,7 @@ where
                 tracing::info!("shutting down without the answers to every IKE DELETE");
                 return;
             }
-            let now = Instant::now();
+            let now = clock_now();
             let _ = self.send_output().await;
             self.drain_events(now);
             let _ = self.send_output().await;

@@ -561,8 +561,14 @@ async fn deleting_the_dmvpnnode_stops_the_gateway_and_the_agent_becomes_a_route_
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_missing_secret_is_a_degraded_condition_that_names_it_and_never_a_value() {
     let api = Api::default();
-    let psk = format!("{HUB}ipsec: {{preSharedKeySecretRef: {{name: dmvpn-psk, key: psk}}}}\n");
-    api.put_node(node("node-a", &psk));
+    // A DmvpnNode's spec may hold Secret references, which a configuration file may not.
+    let mut psk = node("node-a", HUB);
+    psk.spec.ipsec = Some(
+        serde_json::from_value(json!({"preSharedKeySecretRef": {"name": "dmvpn-psk", "key": "psk"}}))
+            .unwrap(),
+    );
+    psk.spec.validate().unwrap();
+    api.put_node(psk);
     run("node-a", api, |h| async move {
         until("a status patch", || !h.api.status_patches().is_empty()).await;
         let status = last_status(&h.api);
