@@ -355,7 +355,9 @@ impl crate::kube::Platform for LinuxPlatform {
                         tracing::error!(error = %e, "metrics listener failed");
                     }
                 }
-                Err(e) => tracing::error!(error = %e, %listen, "binding the metrics listener failed"),
+                Err(e) => {
+                    tracing::error!(error = %e, %listen, "binding the metrics listener failed")
+                }
             }
         });
         Ok(vec![admin, metrics])

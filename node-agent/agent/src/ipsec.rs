@@ -176,10 +176,13 @@ impl IpsecSettings {
                 };
                 Arc::new(pem.authenticator(&own(), field)?)
             }
-            (None, IpsecSpec {
-                pre_shared_key_file: Some(path),
-                ..
-            }) => {
+            (
+                None,
+                IpsecSpec {
+                    pre_shared_key_file: Some(path),
+                    ..
+                },
+            ) => {
                 let psk = PreSharedKey::read(path)?;
                 Arc::new(PskAuthenticator::new(psk.expose()))
             }
@@ -298,12 +301,12 @@ impl PemNames {
     /// The keys of the `ipsec.certificateSecretRef` Secret.
     fn secret() -> PemNames {
         PemNames {
-        cert: format!("Secret key {}", dmvpn_crds::TLS_CERT_KEY),
-        key: format!("Secret key {}", dmvpn_crds::TLS_PRIVATE_KEY_KEY),
-        ca: format!("Secret key {}", dmvpn_crds::TLS_CA_KEY),
-        cert_field: "ipsec.certificateSecretRef",
-        key_field: "ipsec.certificateSecretRef",
-        ca_field: "ipsec.certificateSecretRef",
+            cert: format!("Secret key {}", dmvpn_crds::TLS_CERT_KEY),
+            key: format!("Secret key {}", dmvpn_crds::TLS_PRIVATE_KEY_KEY),
+            ca: format!("Secret key {}", dmvpn_crds::TLS_CA_KEY),
+            cert_field: "ipsec.certificateSecretRef",
+            key_field: "ipsec.certificateSecretRef",
+            ca_field: "ipsec.certificateSecretRef",
         }
     }
 }

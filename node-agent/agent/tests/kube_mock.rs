@@ -3,6 +3,8 @@
 //! live spec changes, restarts, deletion, missing Secrets, API errors) and route-agent mode
 //! (routes via the active gateway, failover). Needs no root.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::net::SocketAddr;
@@ -111,13 +113,14 @@ impl Api {
             v["metadata"]["generation"] = json!(generation);
             v["metadata"]["resourceVersion"] = json!(s.rv.to_string());
             v["metadata"]["uid"] = json!(format!("uid-{name}"));
-            if v["status"].is_null() {
-                if let Some(o) = &old {
-                    v["status"] = o["status"].clone();
-                }
+            if v["status"].is_null()
+                && let Some(o) = &old
+            {
+                v["status"] = o["status"].clone();
             }
             let kind = if old.is_some() { "MODIFIED" } else { "ADDED" };
-            s.events.push((s.rv, json!({"type": kind, "object": v.clone()})));
+            s.events
+                .push((s.rv, json!({"type": kind, "object": v.clone()})));
             s.nodes.insert(name, v);
         });
         self.changed.notify_one();
@@ -128,7 +131,8 @@ impl Api {
             s.rv += 1;
             let mut v = s.nodes.remove(name).unwrap();
             v["metadata"]["resourceVersion"] = json!(s.rv.to_string());
-            s.events.push((s.rv, json!({"type": "DELETED", "object": v})));
+            s.events
+                .push((s.rv, json!({"type": "DELETED", "object": v})));
         });
         self.changed.notify_one();
     }
@@ -197,8 +201,10 @@ impl Api {
                 return Some(status_error(code));
             }
             let items: Vec<Value> = s.nodes.values().cloned().collect();
-            return Some(ok(&json!({"apiVersion": "dmvpn.io/v1alpha1", "kind": "DmvpnNodeList",
-                "metadata": {"resourceVersion": s.rv.to_string()}, "items": items})));
+            return Some(ok(
+                &json!({"apiVersion": "dmvpn.io/v1alpha1", "kind": "DmvpnNodeList",
+                "metadata": {"resourceVersion": s.rv.to_string()}, "items": items}),
+            ));
         }
         if let Some(name) = path
             .strip_prefix(&format!("{nodes_prefix}/"))
@@ -217,7 +223,8 @@ impl Api {
             s.rv += 1;
             node["metadata"]["resourceVersion"] = json!(s.rv.to_string());
             let rv = s.rv;
-            s.events.push((rv, json!({"type": "MODIFIED", "object": node.clone()})));
+            s.events
+                .push((rv, json!({"type": "MODIFIED", "object": node.clone()})));
             s.nodes.insert(name.to_owned(), node.clone());
             drop(s);
             self.changed.notify_one();
@@ -227,10 +234,7 @@ impl Api {
     }
 
     /// Serves the client's requests until the client goes.
-    async fn serve(
-        self,
-        mut handle: tower_test::mock::Handle<Request<Body>, Response<Body>>,
-    ) {
+    async fn serve(self, mut handle: tower_test::mock::Handle<Request<Body>, Response<Body>>) {
         let mut parked: Vec<(Seen, tower_test::mock::SendResponse<Response<Body>>)> = Vec::new();
         loop {
             tokio::select! {
@@ -277,7 +281,12 @@ struct Os {
 
 impl Os {
     fn routes(&self, protocol: u8) -> BTreeSet<OsRoute> {
-        self.tables.lock().unwrap().get(&protocol).cloned().unwrap_or_default()
+        self.tables
+            .lock()
+            .unwrap()
+            .get(&protocol)
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -334,7 +343,11 @@ struct Routes {
 impl RouteTable for Routes {
     async fn list(&mut self) -> io::Result<Vec<OsRoute>> {
         let t = self.tables.lock().unwrap();
-        Ok(t.get(&self.protocol).into_iter().flatten().copied().collect())
+        Ok(t.get(&self.protocol)
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect())
     }
 
     async fn add(&mut self, route: OsRoute) -> io::Result<()> {
@@ -484,8 +497,16 @@ async fn the_gateway_runs_its_dmvpnnode_and_writes_its_status_by_server_side_app
     run("node-a", api, |h| async move {
         until("a status patch", || !h.api.status_patches().is_empty()).await;
         let patch = h.api.status_patches()[0].clone();
-        assert!(patch.uri.starts_with("/apis/dmvpn.io/v1alpha1/dmvpnnodes/node-a/status?"));
-        assert!(patch.uri.contains("fieldManager=dmvpn-agent"), "{}", patch.uri);
+        assert!(
+            patch
+                .uri
+                .starts_with("/apis/dmvpn.io/v1alpha1/dmvpnnodes/node-a/status?")
+        );
+        assert!(
+            patch.uri.contains("fieldManager=dmvpn-agent"),
+            "{}",
+            patch.uri
+        );
         assert!(patch.uri.contains("force=true"), "{}", patch.uri);
         assert_eq!(patch.content_type, "application/apply-patch+yaml");
         let body: Value = serde_json::from_str(&patch.body).unwrap();
@@ -498,7 +519,10 @@ async fn the_gateway_runs_its_dmvpnnode_and_writes_its_status_by_server_side_app
         assert_eq!(condition(status, "Degraded")["status"], "False");
         assert_eq!(status["nhrp"]["registeredPeers"], 0);
         assert!(status["updatedAt"].is_string());
-        assert!(status.get("ipsec").is_none(), "no ipsec section, no IPsec summary");
+        assert!(
+            status.get("ipsec").is_none(),
+            "no ipsec section, no IPsec summary"
+        );
         until("ready", || h.readiness.get()).await;
         assert_eq!(h.os.tuns_created.load(Ordering::SeqCst), 1);
         // Nothing changed: no second write, however long it runs.
@@ -522,17 +546,35 @@ async fn a_spec_change_is_applied_live_and_a_tunnel_change_restarts_the_router()
             h.os.routes(212).contains(&route("172.16.0.0/12", 7, None))
         })
         .await;
-        until("generation 2 observed", || last_status(&h.api)["observedGeneration"] == 2).await;
+        until("generation 2 observed", || {
+            last_status(&h.api)["observedGeneration"] == 2
+        })
+        .await;
         assert_eq!(h.os.tuns_created.load(Ordering::SeqCst), 1, "no restart");
         // A new tunnel address: restart.
-        h.api.put_node(node("node-a", &live.replace("10.1.1.1/24", "10.1.1.5/24")));
-        until("a second router", || h.os.tuns_created.load(Ordering::SeqCst) == 2).await;
-        until("generation 3 observed", || last_status(&h.api)["observedGeneration"] == 3).await;
-        assert_eq!(h.os.tuns_open.load(Ordering::SeqCst), 1, "the first device was closed");
+        h.api
+            .put_node(node("node-a", &live.replace("10.1.1.1/24", "10.1.1.5/24")));
+        until("a second router", || {
+            h.os.tuns_created.load(Ordering::SeqCst) == 2
+        })
+        .await;
+        until("generation 3 observed", || {
+            last_status(&h.api)["observedGeneration"] == 3
+        })
+        .await;
+        assert_eq!(
+            h.os.tuns_open.load(Ordering::SeqCst),
+            1,
+            "the first device was closed"
+        );
         h
     })
     .await;
-    assert_eq!(h.os.tuns_open.load(Ordering::SeqCst), 0, "closed at shutdown");
+    assert_eq!(
+        h.os.tuns_open.load(Ordering::SeqCst),
+        0,
+        "closed at shutdown"
+    );
     assert!(h.os.routes(212).is_empty(), "routes removed at shutdown");
 }
 
@@ -545,12 +587,17 @@ async fn deleting_the_dmvpnnode_stops_the_gateway_and_the_agent_becomes_a_route_
         until("the router's route", || !h.os.routes(212).is_empty()).await;
         until("ready", || h.readiness.get()).await;
         h.api.delete_node("node-a");
-        until("the TUN device closed", || h.os.tuns_open.load(Ordering::SeqCst) == 0).await;
+        until("the TUN device closed", || {
+            h.os.tuns_open.load(Ordering::SeqCst) == 0
+        })
+        .await;
         assert!(h.os.routes(212).is_empty(), "the router's routes are gone");
         // Now a route agent: another node becomes the gateway.
-        h.api.put_node(gateway("node-b", "172.18.0.3", 2, &["192.168.2.0/24"]));
+        h.api
+            .put_node(gateway("node-b", "172.18.0.3", 2, &["192.168.2.0/24"]));
         until("routes via node-b", || {
-            h.os.routes(213).contains(&route("192.168.2.0/24", 0, Some("172.18.0.3")))
+            h.os.routes(213)
+                .contains(&route("192.168.2.0/24", 0, Some("172.18.0.3")))
         })
         .await;
         h
@@ -564,8 +611,10 @@ async fn a_missing_secret_is_a_degraded_condition_that_names_it_and_never_a_valu
     // A DmvpnNode's spec may hold Secret references, which a configuration file may not.
     let mut psk = node("node-a", HUB);
     psk.spec.ipsec = Some(
-        serde_json::from_value(json!({"preSharedKeySecretRef": {"name": "dmvpn-psk", "key": "psk"}}))
-            .unwrap(),
+        serde_json::from_value(
+            json!({"preSharedKeySecretRef": {"name": "dmvpn-psk", "key": "psk"}}),
+        )
+        .unwrap(),
     );
     psk.spec.validate().unwrap();
     api.put_node(psk);
@@ -577,9 +626,16 @@ async fn a_missing_secret_is_a_degraded_condition_that_names_it_and_never_a_valu
         }
         assert_eq!(condition(&status, "Ready")["status"], "False");
         assert_eq!(condition(&status, "Degraded")["status"], "True");
-        let message = condition(&status, "Degraded")["message"].as_str().unwrap().to_owned();
+        let message = condition(&status, "Degraded")["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         assert!(message.contains("kube-dmvpn/dmvpn-psk"), "{message}");
-        assert_eq!(h.os.tuns_created.load(Ordering::SeqCst), 0, "no router without its key");
+        assert_eq!(
+            h.os.tuns_created.load(Ordering::SeqCst),
+            0,
+            "no router without its key"
+        );
         assert!(!h.readiness.get());
         // The Secret appears with the wrong key: still missing, the key named, the value not.
         h.api.put_secret("dmvpn-psk", &[("other", b"s3cr3t-value")]);
@@ -592,11 +648,21 @@ async fn a_missing_secret_is_a_degraded_condition_that_names_it_and_never_a_valu
         .await;
         // With the right key the router starts.
         h.api.put_secret("dmvpn-psk", &[("psk", b"s3cr3t-value\n")]);
-        until("the router", || h.os.tuns_created.load(Ordering::SeqCst) == 1).await;
-        until("Ready", || condition(&last_status(&h.api), "Ready")["status"] == "True").await;
+        until("the router", || {
+            h.os.tuns_created.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        until("Ready", || {
+            condition(&last_status(&h.api), "Ready")["status"] == "True"
+        })
+        .await;
         assert!(last_status(&h.api)["ipsec"].is_object());
         for p in h.api.status_patches() {
-            assert!(!p.body.contains("s3cr3t"), "a secret in a status: {}", p.body);
+            assert!(
+                !p.body.contains("s3cr3t"),
+                "a secret in a status: {}",
+                p.body
+            );
         }
         h
     })
@@ -619,7 +685,11 @@ async fn api_errors_are_retried_with_backoff() {
         let lists = h.api.with(|s| {
             s.seen
                 .iter()
-                .filter(|r| r.method == "GET" && !r.uri.contains("watch=true") && r.uri.contains("dmvpnnodes"))
+                .filter(|r| {
+                    r.method == "GET"
+                        && !r.uri.contains("watch=true")
+                        && r.uri.contains("dmvpnnodes")
+                })
                 .count()
         });
         assert!(lists >= 2, "the failed list was retried");
@@ -636,22 +706,31 @@ async fn api_errors_are_retried_with_backoff() {
 fn gateway(name: &str, address: &str, created: i64, remote: &[&str]) -> DmvpnNode {
     let mut n = node(name, HUB);
     n.metadata.labels = Some([("dmvpn.io/site".to_owned(), "hub".to_owned())].into());
-    n.metadata.annotations = Some([("dmvpn.io/gateway-address".to_owned(), address.to_owned())].into());
+    n.metadata.annotations =
+        Some([("dmvpn.io/gateway-address".to_owned(), address.to_owned())].into());
     n.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         k8s_openapi::jiff::Timestamp::from_second(created).unwrap(),
     ));
-    n.status = Some(serde_json::from_value(json!({
-        "conditions": [{"type": "Ready", "status": "True", "reason": "Running", "message": "",
-            "lastTransitionTime": "2026-01-01T00:00:00Z"}],
-        "remotePrefixes": remote,
-    })).unwrap());
+    n.status = Some(
+        serde_json::from_value(json!({
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Running", "message": "",
+                "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+            "remotePrefixes": remote,
+        }))
+        .unwrap(),
+    );
     n
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn the_route_agent_routes_via_the_active_gateway_and_follows_a_failover() {
     let api = Api::default();
-    api.put_node(gateway("node-a", "172.18.0.2", 1, &["192.168.2.0/24", "192.168.3.0/24"]));
+    api.put_node(gateway(
+        "node-a",
+        "172.18.0.2",
+        1,
+        &["192.168.2.0/24", "192.168.3.0/24"],
+    ));
     let h = run("node-z", api, |h| async move {
         let via_a: BTreeSet<OsRoute> = [
             route("10.1.1.0/24", 0, Some("172.18.0.2")),
@@ -661,9 +740,14 @@ async fn the_route_agent_routes_via_the_active_gateway_and_follows_a_failover() 
         .into();
         until("routes via node-a", || h.os.routes(213) == via_a).await;
         assert!(h.readiness.get(), "ready once listed");
-        assert_eq!(h.os.tuns_created.load(Ordering::SeqCst), 0, "no router on a route agent");
+        assert_eq!(
+            h.os.tuns_created.load(Ordering::SeqCst),
+            0,
+            "no router on a route agent"
+        );
         // Failover: node-b comes up, node-a goes.
-        h.api.put_node(gateway("node-b", "172.18.0.3", 2, &["192.168.2.0/24"]));
+        h.api
+            .put_node(gateway("node-b", "172.18.0.3", 2, &["192.168.2.0/24"]));
         h.api.delete_node("node-a");
         let via_b: BTreeSet<OsRoute> = [
             route("10.1.1.0/24", 0, Some("172.18.0.3")),

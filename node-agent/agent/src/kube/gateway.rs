@@ -102,7 +102,11 @@ pub(super) async fn run<Pl: Platform>(
     let spec = own.spec.clone();
     match prepare(&gw.secrets, &me.namespace, &own.spec, key_log.is_some()).await {
         Ok((resolved, settings, ipsec)) => {
-            match start(platform, &mut gw, own, resolved, settings, ipsec, nodes, shutdown, key_log).await {
+            match start(
+                platform, &mut gw, own, resolved, settings, ipsec, nodes, shutdown, key_log,
+            )
+            .await
+            {
                 Ok(exit) => exit,
                 Err(health) => failed(&mut gw, health, &spec, nodes, shutdown).await,
             }
@@ -118,10 +122,12 @@ async fn prepare(
     spec: &DmvpnNodeSpec,
     key_log: bool,
 ) -> Result<(Resolved, Settings, Option<IpsecSettings>), Health> {
-    let resolved = resolve(secrets, namespace, spec).await.map_err(|e| Health::Failed {
-        reason: e.reason(),
-        message: e.to_string(),
-    })?;
+    let resolved = resolve(secrets, namespace, spec)
+        .await
+        .map_err(|e| Health::Failed {
+            reason: e.reason(),
+            message: e.to_string(),
+        })?;
     let invalid = |message: String| Health::Failed {
         reason: "InvalidSpec",
         message,
@@ -202,8 +208,12 @@ async fn start<Pl: Platform>(
         .routes(DEFAULT_ROUTE_PROTOCOL)
         .map_err(|e| os_failed("opening the routing table", e))?;
     let mut seed = [0u8; 8];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
-        .map_err(|_| os_failed("reading the OS random source", std::io::Error::other("getrandom failed")))?;
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed).map_err(|_| {
+        os_failed(
+            "reading the OS random source",
+            std::io::Error::other("getrandom failed"),
+        )
+    })?;
     let engine = Engine::new(
         settings.nhrp.clone(),
         Box::new(SplitMix64(u64::from_le_bytes(seed))),
@@ -236,7 +246,11 @@ async fn start<Pl: Platform>(
             let ike_socket = bind(IKE_PORT)?;
             let ike = dmvpn_ike::Engine::new(ipsec.ike, Box::new(dmvpn_ike::SystemRng::new()), now)
                 .map_err(|e| os_failed("starting IKE", std::io::Error::other(e.to_string())))?;
-            let keys = IkeKeys::new(ike, ike_socket, key_log.map(|p| KeyLogFile::new(p.to_owned())));
+            let keys = IkeKeys::new(
+                ike,
+                ike_socket,
+                key_log.map(|p| KeyLogFile::new(p.to_owned())),
+            );
             let fwd = forwarder(&settings, engine, protection)?;
             let driver = Driver::new(fwd, keys, Os { tun, udp, routes }, device, now);
             drive(platform, gw, own, resolved.spec, driver, nodes, shutdown).await
@@ -271,10 +285,13 @@ where
     P: Protection,
     K: KeyExchange<P>,
 {
-    driver.start(Instant::now()).await.map_err(|e| Health::Failed {
-        reason: "OsError",
-        message: format!("applying routes: {e}"),
-    })?;
+    driver
+        .start(Instant::now())
+        .await
+        .map_err(|e| Health::Failed {
+            reason: "OsError",
+            message: format!("applying routes: {e}"),
+        })?;
     let (clears, clear_rx) = mpsc::channel(4);
     let tasks = platform
         .serve_operations(&running, driver.snapshot_channel(), clears)
@@ -300,7 +317,17 @@ where
         r
     };
     let control = async {
-        let exit = control(gw, own, running, snapshots, updates, nodes, shutdown, &mut done_rx).await;
+        let exit = control(
+            gw,
+            own,
+            running,
+            snapshots,
+            updates,
+            nodes,
+            shutdown,
+            &mut done_rx,
+        )
+        .await;
         let _ = stop.send(());
         exit
     };

@@ -130,7 +130,9 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn the_server_answers_probes_over_tcp() {
-        let server = HealthServer::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let server = HealthServer::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
         let addr = server.local_addr().unwrap();
         let readiness = Arc::new(Readiness::default());
         tokio::spawn(server.run(Arc::clone(&readiness)));

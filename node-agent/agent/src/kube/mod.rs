@@ -109,7 +109,9 @@ pub struct Identity {
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
     /// An environment variable the downward API should set is missing.
-    #[error("{0} is not set: the DaemonSet sets it from the downward API (spec.nodeName, metadata.namespace)")]
+    #[error(
+        "{0} is not set: the DaemonSet sets it from the downward API (spec.nodeName, metadata.namespace)"
+    )]
     Environment(&'static str),
     /// No Kubernetes client configuration (in-cluster or kubeconfig).
     #[error("Kubernetes client: {0}")]
@@ -311,12 +313,13 @@ pub fn run(options: &KubeOptions) -> Result<(), KubeError> {
         let client = Client::try_default().await?;
         let readiness = Arc::new(Readiness::default());
         if let Some(listen) = options.health_listen {
-            let server = health::HealthServer::bind(listen)
-                .await
-                .map_err(|source| KubeError::Os {
-                    what: format!("binding the health listener {listen}"),
-                    source,
-                })?;
+            let server =
+                health::HealthServer::bind(listen)
+                    .await
+                    .map_err(|source| KubeError::Os {
+                        what: format!("binding the health listener {listen}"),
+                        source,
+                    })?;
             let r = Arc::clone(&readiness);
             tokio::spawn(async move {
                 if let Err(e) = server.run(r).await {

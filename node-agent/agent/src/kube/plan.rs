@@ -136,9 +136,15 @@ routes:
             Plan::Restart(vec!["tunnel", "underlay"])
         );
         let mtu = SPOKE.replace("key: 100}", "key: 100, mtu: 1400}");
-        assert_eq!(plan(&spec(SPOKE), &spec(&mtu)), Plan::Restart(vec!["tunnel"]));
+        assert_eq!(
+            plan(&spec(SPOKE), &spec(&mtu)),
+            Plan::Restart(vec!["tunnel"])
+        );
         let ipsec = format!("{SPOKE}ipsec: {{preSharedKeyFile: k.psk}}\n");
-        assert_eq!(plan(&spec(SPOKE), &spec(&ipsec)), Plan::Restart(vec!["ipsec"]));
+        assert_eq!(
+            plan(&spec(SPOKE), &spec(&ipsec)),
+            Plan::Restart(vec!["ipsec"])
+        );
         // A restart wins over live changes made at the same time.
         let mixed = both.replace("holdTime: 300", "holdTime: 600");
         assert_eq!(

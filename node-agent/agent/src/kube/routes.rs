@@ -130,15 +130,23 @@ nhrp: {networkId: 1}
 routes: {advertise: [192.168.1.0/24]}
 ";
 
-    pub(crate) fn node(name: &str, site: &str, gateway: Option<&str>, ready: bool, created: i64, remote: &[&str]) -> DmvpnNode {
+    pub(crate) fn node(
+        name: &str,
+        site: &str,
+        gateway: Option<&str>,
+        ready: bool,
+        created: i64,
+        remote: &[&str],
+    ) -> DmvpnNode {
         let mut n = DmvpnNode::new(name, DmvpnNodeSpec::from_yaml_str(HUB).unwrap());
         n.metadata.labels = Some([(SITE_LABEL.to_owned(), site.to_owned())].into());
         if let Some(g) = gateway {
             n.metadata.annotations =
                 Some([(GATEWAY_ADDRESS_ANNOTATION.to_owned(), g.to_owned())].into());
         }
-        n.metadata.creation_timestamp =
-            Some(Time(k8s_openapi::jiff::Timestamp::from_second(created).unwrap()));
+        n.metadata.creation_timestamp = Some(Time(
+            k8s_openapi::jiff::Timestamp::from_second(created).unwrap(),
+        ));
         n.status = Some(DmvpnNodeStatus {
             conditions: vec![Condition {
                 type_: "Ready".into(),
@@ -165,7 +173,14 @@ routes: {advertise: [192.168.1.0/24]}
 
     #[test]
     fn the_ready_gateways_remote_prefixes_and_tunnel_subnet_go_via_its_address() {
-        let nodes = [node("node-a", "hub", Some("172.18.0.2"), true, 1, &["192.168.2.0/24", "192.168.3.0/24"])];
+        let nodes = [node(
+            "node-a",
+            "hub",
+            Some("172.18.0.2"),
+            true,
+            1,
+            &["192.168.2.0/24", "192.168.3.0/24"],
+        )];
         assert_eq!(
             plan_routes(&nodes),
             BTreeSet::from([
@@ -179,28 +194,74 @@ routes: {advertise: [192.168.1.0/24]}
     #[test]
     fn not_ready_or_unannotated_gateways_get_no_routes() {
         let nodes = [
-            node("node-a", "hub", Some("172.18.0.2"), false, 1, &["192.168.2.0/24"]),
+            node(
+                "node-a",
+                "hub",
+                Some("172.18.0.2"),
+                false,
+                1,
+                &["192.168.2.0/24"],
+            ),
             node("node-b", "hub2", None, true, 1, &["192.168.2.0/24"]),
-            node("node-c", "hub3", Some("not-an-address"), true, 1, &["192.168.2.0/24"]),
+            node(
+                "node-c",
+                "hub3",
+                Some("not-an-address"),
+                true,
+                1,
+                &["192.168.2.0/24"],
+            ),
         ];
         assert!(plan_routes(&nodes).is_empty());
     }
 
     #[test]
     fn a_failover_moves_the_routes_to_the_newest_ready_gateway() {
-        let old = node("node-a", "hub", Some("172.18.0.2"), true, 1, &["192.168.2.0/24"]);
-        let new = node("node-b", "hub", Some("172.18.0.3"), true, 2, &["192.168.2.0/24"]);
+        let old = node(
+            "node-a",
+            "hub",
+            Some("172.18.0.2"),
+            true,
+            1,
+            &["192.168.2.0/24"],
+        );
+        let new = node(
+            "node-b",
+            "hub",
+            Some("172.18.0.3"),
+            true,
+            2,
+            &["192.168.2.0/24"],
+        );
         let both = [old.clone(), new.clone()];
         assert_eq!(active_gateways(&both)[0].node, "node-b");
-        assert!(plan_routes(&both).iter().all(|r| r.via == Some("172.18.0.3".parse().unwrap())));
+        assert!(
+            plan_routes(&both)
+                .iter()
+                .all(|r| r.via == Some("172.18.0.3".parse().unwrap()))
+        );
         // Until the new one is Ready, the old one carries the traffic.
         let new_starting = node("node-b", "hub", Some("172.18.0.3"), false, 2, &[]);
-        assert!(plan_routes(&[old, new_starting]).iter().all(|r| r.via == Some("172.18.0.2".parse().unwrap())));
+        assert!(
+            plan_routes(&[old, new_starting])
+                .iter()
+                .all(|r| r.via == Some("172.18.0.2".parse().unwrap()))
+        );
     }
 
     #[test]
     fn routes_of_another_family_than_the_gateway_are_left_out() {
-        let nodes = [node("node-a", "hub", Some("fd00::2"), true, 1, &["192.168.2.0/24", "fd10::/64"])];
-        assert_eq!(plan_routes(&nodes), BTreeSet::from([route("fd10::/64", "fd00::2")]));
+        let nodes = [node(
+            "node-a",
+            "hub",
+            Some("fd00::2"),
+            true,
+            1,
+            &["192.168.2.0/24", "fd10::/64"],
+        )];
+        assert_eq!(
+            plan_routes(&nodes),
+            BTreeSet::from([route("fd10::/64", "fd00::2")])
+        );
     }
 }

@@ -16,7 +16,9 @@ use crate::ipsec::SecretMaterial;
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     /// The Secret does not exist.
-    #[error("Secret {namespace}/{name} (from {field}) not found: create it in the agent's namespace")]
+    #[error(
+        "Secret {namespace}/{name} (from {field}) not found: create it in the agent's namespace"
+    )]
     Missing {
         /// The spec field referring to it.
         field: &'static str,
@@ -89,7 +91,10 @@ pub async fn resolve(
         let password = String::from_utf8(value).map_err(|_| {
             SecretError::Invalid(invalid(
                 "nhrp.authenticationSecretRef",
-                format!("the key {} of Secret {namespace}/{} is not UTF-8 text", r.key, r.name),
+                format!(
+                    "the key {} of Secret {namespace}/{} is not UTF-8 text",
+                    r.key, r.name
+                ),
             ))
         })?;
         let password = password.trim_end_matches(['\r', '\n']);

@@ -83,8 +83,22 @@ pub fn status_of(
             condition(DEGRADED, true, reason, message.clone(), generation, now),
         ),
         (Health::Running, None) => (
-            condition(READY, false, "Starting", "the router is starting".into(), generation, now),
-            condition(DEGRADED, false, "Starting", "the router is starting".into(), generation, now),
+            condition(
+                READY,
+                false,
+                "Starting",
+                "the router is starting".into(),
+                generation,
+                now,
+            ),
+            condition(
+                DEGRADED,
+                false,
+                "Starting",
+                "the router is starting".into(),
+                generation,
+                now,
+            ),
         ),
         (Health::Running, Some(s)) => {
             fill(&mut status, s);
@@ -105,7 +119,14 @@ fn router_conditions(
 ) -> (Condition, Condition) {
     let nhs_up = s.nhs.iter().filter(|n| n.up).count();
     let ready = match s.role {
-        Role::Hub => condition(READY, true, "Running", "the hub runs".into(), generation, now),
+        Role::Hub => condition(
+            READY,
+            true,
+            "Running",
+            "the hub runs".into(),
+            generation,
+            now,
+        ),
         Role::Spoke if nhs_up > 0 => condition(
             READY,
             true,
@@ -369,11 +390,17 @@ mod tests {
         s.nhs[0].up = false;
         let st = status_of(Some(&s), &Health::Running, Some(1), &t(0));
         assert_eq!(
-            (st.conditions[0].status.as_str(), st.conditions[0].reason.as_str()),
+            (
+                st.conditions[0].status.as_str(),
+                st.conditions[0].reason.as_str()
+            ),
             ("False", "NotRegistered")
         );
         assert_eq!(
-            (st.conditions[1].status.as_str(), st.conditions[1].reason.as_str()),
+            (
+                st.conditions[1].status.as_str(),
+                st.conditions[1].reason.as_str()
+            ),
             ("True", "NhsDown")
         );
         assert!(st.conditions[1].message.contains("10.1.1.1"));
@@ -419,7 +446,10 @@ mod tests {
         let mut down = s.clone();
         down.nhs[0].up = false;
         let changed = status_of(Some(&down), &Health::Running, Some(1), &t(2));
-        assert!(w.due(changed.clone(), at + Duration::from_secs(2)).is_none());
+        assert!(
+            w.due(changed.clone(), at + Duration::from_secs(2))
+                .is_none()
+        );
         let due = w.due(changed, at + MIN_WRITE_INTERVAL).unwrap();
         assert_eq!(due.conditions[0].last_transition_time, t(2));
         let next_generation = status_of(Some(&s), &Health::Running, Some(2), &t(9));

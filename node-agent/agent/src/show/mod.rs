@@ -19,8 +19,8 @@ use crate::snapshot::{IkeSaState, RouterSnapshot};
 pub use crypto::{
     CryptoSessionJson, IkeSaJson, IkeSasJson, IpsecSaJson, IpsecSasJson, SessionJson,
 };
-pub use dmvpn::{DmvpnJson, DmvpnPeerJson};
 pub(crate) use dmvpn::json as dmvpn_json;
+pub use dmvpn::{DmvpnJson, DmvpnPeerJson};
 pub use format::{spi_json, spi_text, uptime};
 pub use nhrp::{NhrpEntriesJson, NhrpEntryJson, NhrpTrafficJson};
 
