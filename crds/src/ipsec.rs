@@ -366,3 +366,24 @@ impl Drop for PreSharedKey {
         core::hint::black_box(&self.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_key_loses_one_line_break_and_an_empty_one_is_refused_without_its_value() {
+        let key = PreSharedKey::from_secret(b"s3cr3t\r\n".to_vec(), "ns/psk").unwrap();
+        assert_eq!(key.expose(), b"s3cr3t");
+        assert_eq!(format!("{key:?}"), "PreSharedKey(<redacted>)");
+        let err = PreSharedKey::from_secret(b"\n".to_vec(), "ns/psk").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("ipsec.preSharedKeySecretRef") && text.contains("ns/psk"),
+            "{text}"
+        );
+        let long = vec![b'k'; MAX_PRE_SHARED_KEY_LEN as usize + 1];
+        let err = PreSharedKey::from_secret(long, "ns/psk").unwrap_err();
+        assert!(!err.to_string().contains("kkkk"));
+    }
+}
