@@ -317,6 +317,36 @@ impl PreSharedKey {
         })
     }
 
+    /// A key from a Secret's value (`ipsec.preSharedKeySecretRef`), less one trailing line
+    /// break, as a key file.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] at `ipsec.preSharedKeySecretRef` when it is empty or longer
+    /// than [`MAX_PRE_SHARED_KEY_LEN`] bytes; the message names the Secret, never the key.
+    pub fn from_secret(bytes: Vec<u8>, secret: &str) -> Result<Self, ConfigError> {
+        let mut key = PreSharedKey(bytes);
+        if key.0.ends_with(b"\n") {
+            key.0.pop();
+            if key.0.ends_with(b"\r") {
+                key.0.pop();
+            }
+        }
+        let problem = if key.0.is_empty() {
+            "is empty: store the key in it"
+        } else if key.0.len() as u64 > MAX_PRE_SHARED_KEY_LEN {
+            "is longer than 4096 bytes: is it the right Secret?"
+        } else {
+            return Ok(key);
+        };
+        Err(ConfigError::Invalid {
+            file: None,
+            issues: vec![Issue::new(
+                "ipsec.preSharedKeySecretRef",
+                format!("the key of Secret {secret} {problem}"),
+            )],
+        })
+    }
+
     /// The key, for the IKE engine's AUTH payload computation.
     pub fn expose(&self) -> &[u8] {
         &self.0
@@ -334,5 +364,26 @@ impl Drop for PreSharedKey {
         // Best effort without `unsafe` volatile writes: black_box keeps the stores alive.
         self.0.fill(0);
         core::hint::black_box(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_key_loses_one_line_break_and_an_empty_one_is_refused_without_its_value() {
+        let key = PreSharedKey::from_secret(b"s3cr3t\r\n".to_vec(), "ns/psk").unwrap();
+        assert_eq!(key.expose(), b"s3cr3t");
+        assert_eq!(format!("{key:?}"), "PreSharedKey(<redacted>)");
+        let err = PreSharedKey::from_secret(b"\n".to_vec(), "ns/psk").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("ipsec.preSharedKeySecretRef") && text.contains("ns/psk"),
+            "{text}"
+        );
+        let long = vec![b'k'; MAX_PRE_SHARED_KEY_LEN as usize + 1];
+        let err = PreSharedKey::from_secret(long, "ns/psk").unwrap_err();
+        assert!(!err.to_string().contains("kkkk"));
     }
 }

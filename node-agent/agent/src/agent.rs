@@ -322,3 +322,64 @@ where
     };
     driver.run(shutdown, clear_rx).await.map_err(os("running"))
 }
+
+/// The Linux OS for `run --kube` ([`crate::kube::Platform`]): TUN devices, UDP sockets and
+/// rtnetlink routes in the main table, and the gateway's admin socket and `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LinuxPlatform;
+
+impl crate::kube::Platform for LinuxPlatform {
+    type Tun = LinuxTun;
+    type Udp = LinuxUdp;
+    type Routes = LinuxRoutes;
+
+    fn tun(&mut self, settings: &Settings) -> io::Result<(LinuxTun, u32)> {
+        let tun = LinuxTun::create(
+            &settings.interface,
+            settings.tunnel_address,
+            settings.tunnel_prefix_len,
+            settings.mtu,
+        )?;
+        let ifindex = tun.if_index()?;
+        Ok((tun, ifindex))
+    }
+
+    fn udp(&mut self, local: SocketAddr) -> io::Result<LinuxUdp> {
+        LinuxUdp::bind(local)
+    }
+
+    fn routes(&mut self, protocol: u8) -> io::Result<LinuxRoutes> {
+        LinuxRoutes::connect(protocol, MAIN_TABLE)
+    }
+
+    fn serve_operations(
+        &mut self,
+        spec: &DmvpnNodeSpec,
+        snapshots: tokio::sync::watch::Receiver<Arc<crate::snapshot::RouterSnapshot>>,
+        clears: tokio::sync::mpsc::Sender<crate::admin::AdminCommand>,
+    ) -> io::Result<Vec<tokio::task::JoinHandle<()>>> {
+        let server = crate::admin::AdminServer::bind(&spec.admin.socket)?;
+        let admin_snapshots = snapshots.clone();
+        let admin = tokio::spawn(async move {
+            if let Err(e) = server.run(admin_snapshots, clears).await {
+                tracing::error!(error = %e, "admin socket failed");
+            }
+        });
+        let histogram = crate::metrics::handshake_histogram().map_err(io::Error::other)?;
+        let metrics = Metrics::new(snapshots, histogram).map_err(io::Error::other)?;
+        let listen = spec.metrics.listen;
+        let metrics = tokio::spawn(async move {
+            match MetricsServer::bind(listen).await {
+                Ok(listener) => {
+                    if let Err(e) = listener.run(Arc::new(metrics)).await {
+                        tracing::error!(error = %e, "metrics listener failed");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, %listen, "binding the metrics listener failed")
+                }
+            }
+        });
+        Ok(vec![admin, metrics])
+    }
+}

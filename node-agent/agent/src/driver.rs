@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use dmvpn_dataplane::os::{OsRoute, RouteTable, TunDevice, UdpEndpoint, reconcile};
-use dmvpn_dataplane::{Event, Forwarder, Output, PacketBatch, Protection};
+use dmvpn_dataplane::{Event, Forwarder, Output, PacketBatch, Protection, StaticRoute};
 use dmvpn_nhrp::{DropReason as NhrpDrop, Prefix};
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, watch};
@@ -39,6 +39,12 @@ const AUTH_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 /// 7296 section 1.4.1) before it removes its routes: best effort, the DELETEs went out.
 pub const SHUTDOWN_LINGER: Duration = Duration::from_secs(1);
 
+/// The time now on tokio's clock: the system's monotonic clock, except in tests that pause
+/// and advance tokio's time, where the run loop's deadlines then follow the virtual clock.
+fn clock_now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// What the driver knows of its OS handles besides the traits.
 #[derive(Debug, Clone)]
 pub struct DeviceInfo {
@@ -50,6 +56,18 @@ pub struct DeviceInfo {
     pub mtu: u16,
     /// Whether GRE goes unprotected.
     pub insecure: bool,
+}
+
+/// A configuration change a running router takes without a restart (`run --kube`, when the
+/// DmvpnNode's spec changes): the NHRP engine's configuration (RFC 2332 registrations and
+/// purges follow, see `dmvpn_nhrp::Engine::update_config`) and the static routes. Peers keep
+/// their SAs; the route set is reconciled.
+#[derive(Debug, Clone)]
+pub struct LiveUpdate {
+    /// The new NHRP configuration.
+    pub nhrp: dmvpn_nhrp::Config,
+    /// The new static routes.
+    pub static_routes: Vec<StaticRoute>,
 }
 
 /// The OS handles of a driver.
@@ -194,6 +212,29 @@ where
         self.finish_step(now).await
     }
 
+    /// Applies a configuration change at `now` ([`LiveUpdate`]) and sends what it produced
+    /// (re-registrations, purges); the routes are reconciled.
+    ///
+    /// # Errors
+    /// The NHRP engine's [`dmvpn_nhrp::ConfigError`] (such as `RestartRequired`) leaves
+    /// the router unchanged; a send error of the socket is logged.
+    pub async fn update(
+        &mut self,
+        now: Instant,
+        update: LiveUpdate,
+    ) -> Result<(), dmvpn_nhrp::ConfigError> {
+        self.fwd.engine_mut().update_config(now, update.nhrp)?;
+        self.fwd.set_static_routes(&update.static_routes);
+        self.fwd.flush_engine(now, &mut self.out);
+        self.routes_stale = true;
+        self.changed = true;
+        tracing::info!("configuration updated live");
+        if let Err(e) = self.finish_step(now).await {
+            tracing::warn!(error = %e, "underlay send failed");
+        }
+        Ok(())
+    }
+
     /// Runs until `shutdown` completes or the TUN device fails, carrying out the `clear`
     /// commands of `commands` ([`Driver::clear`]), then shuts down: as
     /// [`Driver::shutdown`], with a wait of at most [`SHUTDOWN_LINGER`] for the peers to
@@ -205,7 +246,22 @@ where
     pub async fn run(
         &mut self,
         shutdown: impl Future<Output = ()>,
+        commands: mpsc::Receiver<AdminCommand>,
+    ) -> io::Result<()> {
+        let (_keep, updates) = mpsc::channel(1);
+        self.run_with_updates(shutdown, commands, updates).await
+    }
+
+    /// As [`Driver::run`], also applying the configuration changes of `updates`
+    /// ([`Driver::update`]); one the engine refuses is logged and skipped.
+    ///
+    /// # Errors
+    /// As [`Driver::run`].
+    pub async fn run_with_updates(
+        &mut self,
+        shutdown: impl Future<Output = ()>,
         mut commands: mpsc::Receiver<AdminCommand>,
+        mut updates: mpsc::Receiver<LiveUpdate>,
     ) -> io::Result<()> {
         let mut shutdown = pin!(shutdown);
         loop {
@@ -214,36 +270,42 @@ where
                 biased;
                 () = &mut shutdown => break,
                 Some(c) = commands.recv() => {
-                    if let Err(e) = self.clear(Instant::now(), c).await {
+                    if let Err(e) = self.clear(clock_now(), c).await {
                         tracing::warn!(error = %e, "underlay send failed");
                     }
                     continue;
                 }
+                Some(u) = updates.recv() => {
+                    if let Err(e) = self.update(clock_now(), u).await {
+                        tracing::error!(error = %e, "the configuration change was refused");
+                    }
+                    continue;
+                }
                 r = self.os.tun.recv_batch(&mut self.tun_batch) => match r {
-                    Ok(_) => self.fwd.outbound(Instant::now(), &mut self.tun_batch, &mut self.out),
+                    Ok(_) => self.fwd.outbound(clock_now(), &mut self.tun_batch, &mut self.out),
                     Err(e) => {
                         tracing::error!(error = %e, "TUN device read failed: shutting down");
-                        self.shutdown(Instant::now()).await?;
+                        self.shutdown(clock_now()).await?;
                         return Err(e);
                     }
                 },
                 r = self.os.udp.recv_batch(&mut self.udp_batch) => match r {
-                    Ok(_) => self.fwd.inbound(Instant::now(), &mut self.udp_batch, &mut self.out),
+                    Ok(_) => self.fwd.inbound(clock_now(), &mut self.udp_batch, &mut self.out),
                     Err(e) => tracing::warn!(error = %e, "underlay receive failed"),
                 },
                 r = self.keys.recv() => match r {
-                    Ok(_) => self.keys.handle_received(Instant::now(), &mut self.fwd, &mut self.out),
+                    Ok(_) => self.keys.handle_received(clock_now(), &mut self.fwd, &mut self.out),
                     Err(e) => tracing::warn!(error = %e, "IKE receive failed"),
                 },
-                () = tokio::time::sleep_until(deadline.into()) => self.timers(Instant::now()),
+                () = tokio::time::sleep_until(deadline.into()) => self.timers(clock_now()),
             }
-            if let Err(e) = self.finish_step(Instant::now()).await {
+            if let Err(e) = self.finish_step(clock_now()).await {
                 tracing::warn!(error = %e, "underlay send failed");
             }
         }
-        let sent = self.leave(Instant::now()).await;
+        let sent = self.leave(clock_now()).await;
         self.linger(SHUTDOWN_LINGER).await;
-        self.remove_routes(Instant::now()).await.and(sent)
+        self.remove_routes(clock_now()).await.and(sent)
     }
 
     /// Leaves the network: NHRP purges our registrations at every NHS (RFC 2332 section
@@ -281,15 +343,15 @@ where
                 tokio::select! {
                     r = self.os.udp.recv_batch(&mut self.udp_batch) => {
                         if r.is_ok() {
-                            self.fwd.inbound(Instant::now(), &mut self.udp_batch, &mut self.out);
+                            self.fwd.inbound(clock_now(), &mut self.udp_batch, &mut self.out);
                         }
                     }
                     r = self.keys.recv() => {
                         if r.is_ok() {
-                            self.keys.handle_received(Instant::now(), &mut self.fwd, &mut self.out);
+                            self.keys.handle_received(clock_now(), &mut self.fwd, &mut self.out);
                         }
                     }
-                    () = tokio::time::sleep_until(deadline.into()) => self.timers(Instant::now()),
+                    () = tokio::time::sleep_until(deadline.into()) => self.timers(clock_now()),
                 }
             })
             .await;
@@ -297,7 +359,7 @@ where
                 tracing::info!("shutting down without the answers to every IKE DELETE");
                 return;
             }
-            let now = Instant::now();
+            let now = clock_now();
             let _ = self.send_output().await;
             self.drain_events(now);
             let _ = self.send_output().await;
@@ -448,7 +510,11 @@ where
         let ifindex = self.device.ifindex;
         let os: BTreeSet<OsRoute> = desired
             .iter()
-            .map(|&prefix| OsRoute { prefix, ifindex })
+            .map(|&prefix| OsRoute {
+                prefix,
+                ifindex,
+                via: None,
+            })
             .collect();
         match reconcile(&mut self.os.routes, &os).await {
             Ok(done) => {

@@ -145,28 +145,70 @@ impl IpsecSettings {
     /// # Errors
     /// [`IpsecError`].
     pub fn from_spec(spec: &IpsecSpec, local: IpAddr, key_log: bool) -> Result<Self, IpsecError> {
+        Self::from_spec_with(spec, local, key_log, None)
+    }
+
+    /// As [`IpsecSettings::from_spec`], with the pre-shared key or the certificate read
+    /// from Kubernetes Secrets (`ipsec.preSharedKeySecretRef`, `ipsec.certificateSecretRef`)
+    /// when `secret` is given.
+    ///
+    /// # Errors
+    /// [`IpsecError`].
+    pub fn from_spec_with(
+        spec: &IpsecSpec,
+        local: IpAddr,
+        key_log: bool,
+        secret: Option<&SecretMaterial>,
+    ) -> Result<Self, IpsecError> {
         let identity = spec.identity.as_ref().map(|id| match id {
             dmvpn_crds::Identity::Address(a) => dmvpn_ike::Identity::address(*a),
             dmvpn_crds::Identity::Fqdn(n) => dmvpn_ike::Identity::fqdn(n),
             dmvpn_crds::Identity::KeyId(k) => dmvpn_ike::Identity::key_id(k.as_bytes()),
         });
-        let auth: Arc<dyn Authenticator> = match spec {
-            IpsecSpec {
-                pre_shared_key_file: Some(path),
-                ..
-            } => {
+        let own = || {
+            identity
+                .clone()
+                .unwrap_or_else(|| dmvpn_ike::Identity::address(local))
+        };
+        let auth: Arc<dyn Authenticator> = match (secret, spec) {
+            (Some(SecretMaterial::PreSharedKey(psk)), _) => {
+                Arc::new(PskAuthenticator::new(psk.expose()))
+            }
+            (Some(SecretMaterial::Certificate { chain, key, ca }), _) => {
+                let field = if spec.identity.is_some() {
+                    "ipsec.identity"
+                } else {
+                    "ipsec.certificateSecretRef"
+                };
+                let mut key = key.clone();
+                let pem = Pem {
+                    chain,
+                    key: &mut key,
+                    ca,
+                    names: PemNames::secret(),
+                };
+                Arc::new(pem.authenticator(&own(), field)?)
+            }
+            (
+                None,
+                IpsecSpec {
+                    pre_shared_key_file: Some(path),
+                    ..
+                },
+            ) => {
                 let psk = PreSharedKey::read(path)?;
                 Arc::new(PskAuthenticator::new(psk.expose()))
             }
-            IpsecSpec {
-                certificate_file: Some(cert),
-                private_key_file: Some(key),
-                ca_file: Some(ca),
-                ..
-            } => {
-                let own = identity
-                    .clone()
-                    .unwrap_or_else(|| dmvpn_ike::Identity::address(local));
+            (
+                None,
+                IpsecSpec {
+                    certificate_file: Some(cert),
+                    private_key_file: Some(key),
+                    ca_file: Some(ca),
+                    ..
+                },
+            ) => {
+                let own = own();
                 let files = CertificateFiles { cert, key, ca };
                 let field = if spec.identity.is_some() {
                     "ipsec.identity"
@@ -224,11 +266,7 @@ struct CertificateFiles<'a> {
 }
 
 impl CertificateFiles<'_> {
-    /// Reads the files into a digital-signature authenticator (RFC 7427) whose validity
-    /// checks follow the wall clock, after checking what a peer will check (RFC 4945
-    /// section 3.1, RFC 5280 section 6): that the key is the certificate's, that the
-    /// certificate chains to a CA of `caFile` and is valid now, and that it names `own`,
-    /// the identity sent in IKE_AUTH (`field` is where a mismatch is reported).
+    /// Reads the files into a digital-signature authenticator ([`Pem::authenticator`]).
     fn authenticator(
         &self,
         own: &dmvpn_ike::Identity,
@@ -240,43 +278,107 @@ impl CertificateFiles<'_> {
                 source,
             })
         };
-        let (cert, key, ca) = (self.cert.display(), self.key.display(), self.ca.display());
-        let chain_pem = read(self.cert)?;
-        let mut key_pem = read(self.key)?;
-        let ca_pem = read(self.ca)?;
-        let trust = TrustStore::from_pem(&ca_pem).map_err(|e| {
+        let chain = read(self.cert)?;
+        let mut key = read(self.key)?;
+        let ca = read(self.ca)?;
+        let names = PemNames {
+            cert: self.cert.display().to_string(),
+            key: self.key.display().to_string(),
+            ca: self.ca.display().to_string(),
+            cert_field: "ipsec.certificateFile",
+            key_field: "ipsec.privateKeyFile",
+            ca_field: "ipsec.caFile",
+        };
+        Pem {
+            chain: &chain,
+            key: &mut key,
+            ca: &ca,
+            names,
+        }
+        .authenticator(own, field)
+    }
+}
+
+/// Where the three PEM documents came from, for messages: file names and their fields, or
+/// the keys of a `kubernetes.io/tls` Secret.
+struct PemNames {
+    cert: String,
+    key: String,
+    ca: String,
+    cert_field: &'static str,
+    key_field: &'static str,
+    ca_field: &'static str,
+}
+
+impl PemNames {
+    /// The keys of the `ipsec.certificateSecretRef` Secret.
+    fn secret() -> PemNames {
+        PemNames {
+            cert: format!("Secret key {}", dmvpn_crds::TLS_CERT_KEY),
+            key: format!("Secret key {}", dmvpn_crds::TLS_PRIVATE_KEY_KEY),
+            ca: format!("Secret key {}", dmvpn_crds::TLS_CA_KEY),
+            cert_field: "ipsec.certificateSecretRef",
+            key_field: "ipsec.certificateSecretRef",
+            ca_field: "ipsec.certificateSecretRef",
+        }
+    }
+}
+
+/// A certificate chain, its private key and the CAs, as PEM.
+struct Pem<'a> {
+    chain: &'a [u8],
+    /// Overwritten once parsed.
+    key: &'a mut Vec<u8>,
+    ca: &'a [u8],
+    names: PemNames,
+}
+
+impl Pem<'_> {
+    /// A digital-signature authenticator (RFC 7427) whose validity checks follow the wall
+    /// clock, after checking what a peer will check (RFC 4945 section 3.1, RFC 5280 section
+    /// 6): that the key is the certificate's, that the certificate chains to a CA and is
+    /// valid now, and that it names `own`, the identity sent in IKE_AUTH (`field` is where a
+    /// mismatch is reported).
+    fn authenticator(
+        self,
+        own: &dmvpn_ike::Identity,
+        field: &str,
+    ) -> Result<SignatureAuthenticator, ConfigError> {
+        let n = &self.names;
+        let (cert, key, ca) = (&n.cert, &n.key, &n.ca);
+        let trust = TrustStore::from_pem(self.ca).map_err(|e| {
             invalid(
-                "ipsec.caFile",
+                n.ca_field,
                 format!("{ca}: {e}: give the PEM certificates of the CAs that sign the routers' certificates"),
             )
         })?;
-        let credentials = Credentials::from_pem(&chain_pem, &key_pem, &SystemRandom::new());
+        let credentials = Credentials::from_pem(self.chain, self.key, &SystemRandom::new());
         // The key's bytes go at once (best effort without `unsafe`).
-        key_pem.fill(0);
-        core::hint::black_box(&key_pem);
+        self.key.fill(0);
+        core::hint::black_box(&self.key);
         let credentials = credentials.map_err(|e| match e {
             CertError::KeyNotCertified => invalid(
-                "ipsec.privateKeyFile",
+                n.key_field,
                 format!("{key} does not match the certificate of {cert}: give the key the certificate was issued for"),
             ),
             CertError::Key(e) => invalid(
-                "ipsec.privateKeyFile",
+                n.key_field,
                 format!("{key}: {e}: give a PKCS #8 PEM key (ECDSA P-256, P-384 or Ed25519)"),
             ),
             e => invalid(
-                "ipsec.certificateFile",
+                n.cert_field,
                 format!("{cert}: {e}: give this router's PEM certificate first, then its intermediates"),
             ),
         })?;
         let (leaf, intermediates) = credentials
             .chain()
             .split_first()
-            .ok_or_else(|| invalid("ipsec.certificateFile", format!("{cert}: no certificate")))?;
+            .ok_or_else(|| invalid(n.cert_field, format!("{cert}: no certificate")))?;
         let intermediates: Vec<&[u8]> = intermediates.iter().map(Vec::as_slice).collect();
         let now = SystemTime::now();
         let certified = trust.verify(leaf, &intermediates, now).map_err(|e| {
             invalid(
-                "ipsec.certificateFile",
+                n.cert_field,
                 format!("{cert}: {e} (checked against {ca}): peers would refuse it"),
             )
         })?;
@@ -291,6 +393,39 @@ impl CertificateFiles<'_> {
             system: now,
         };
         Ok(SignatureAuthenticator::new(credentials, trust, clock))
+    }
+}
+
+/// IKE credentials read from Kubernetes Secrets instead of files (`run --kube`).
+pub enum SecretMaterial {
+    /// The pre-shared key of `ipsec.preSharedKeySecretRef`.
+    PreSharedKey(PreSharedKey),
+    /// The PEM documents of the `kubernetes.io/tls` Secret of `ipsec.certificateSecretRef`.
+    Certificate {
+        /// `tls.crt`: this router's certificate, then its intermediates.
+        chain: Vec<u8>,
+        /// `tls.key`: its private key.
+        key: Vec<u8>,
+        /// `ca.crt`: the CAs peers' certificates chain to.
+        ca: Vec<u8>,
+    },
+}
+
+impl core::fmt::Debug for SecretMaterial {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SecretMaterial::PreSharedKey(_) => f.write_str("PreSharedKey(<redacted>)"),
+            SecretMaterial::Certificate { .. } => f.write_str("Certificate(<redacted>)"),
+        }
+    }
+}
+
+impl Drop for SecretMaterial {
+    fn drop(&mut self) {
+        if let SecretMaterial::Certificate { key, .. } = self {
+            key.fill(0);
+            core::hint::black_box(key);
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 //!   metrics.
 //! - [`show`]: `show dmvpn`, `show ip nhrp`, `show crypto ...` rendered from a snapshot, as
 //!   Cisco-like text and as JSON.
+//! - [`kube`]: `run --kube`, the agent under Kubernetes (gateway and route-agent modes).
 //! - [`admin`]: the admin socket between `dmvpnctl` and the agent.
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`pcap`]: the capture decoder behind `dmvpnctl pcap`.
@@ -16,6 +17,7 @@ pub mod admin;
 pub mod agent;
 pub mod driver;
 pub mod ipsec;
+pub mod kube;
 pub mod metrics;
 pub mod pcap;
 pub mod settings;

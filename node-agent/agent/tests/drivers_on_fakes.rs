@@ -216,6 +216,7 @@ async fn a_crash_leftover_route_is_removed_at_start() {
     let leftover = dmvpn_dataplane::os::OsRoute {
         prefix: dmvpn_nhrp::Prefix::new("192.168.99.0".parse().unwrap(), 24).unwrap(),
         ifindex: 3,
+        via: None,
     };
     routes.routes.insert(leftover);
     let engine = Engine::new(s.nhrp.clone(), Box::new(SplitMix64(1)), now).unwrap();

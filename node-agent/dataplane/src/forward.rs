@@ -28,7 +28,7 @@ use dmvpn_wire::gre::Protocol;
 use dmvpn_wire::{ipv4, ipv6};
 
 use crate::batch::{PacketBatch, PacketBuf};
-use crate::config::{ConfigError, ForwarderConfig};
+use crate::config::{ConfigError, ForwarderConfig, StaticRoute};
 use crate::counters::{Counters, DropReason, PeerTable};
 use crate::encap::{decapsulate, encapsulate};
 use crate::event::Event;
@@ -211,6 +211,13 @@ impl<P: Protection> Forwarder<P> {
     /// The NHRP engine (show commands).
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Replaces the static routes (a live configuration change): the packet path and
+    /// [`Forwarder::desired_routes`] follow them from now on.
+    pub fn set_static_routes(&mut self, statics: &[StaticRoute]) {
+        self.routes = Routes::new(self.routes.subnet(), statics);
+        self.config.static_routes = statics.to_vec();
     }
 
     /// The NHRP engine, for commands (`resolve`, `update_config`, `shutdown`); call

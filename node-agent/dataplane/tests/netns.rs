@@ -191,6 +191,7 @@ async fn body() {
     let want = OsRoute {
         prefix: Prefix::new(a("192.168.50.0"), 24).unwrap(),
         ifindex,
+        via: None,
     };
     let done = reconcile(&mut routes, &BTreeSet::from([want]))
         .await
@@ -219,4 +220,36 @@ async fn body() {
     // The unmarked route is not ours and stays.
     let all = Command::new("ip").args(["route", "show"]).output().unwrap();
     assert!(String::from_utf8_lossy(&all.stdout).contains("192.168.78.0/24"));
+
+    // A route agent's route via a gateway, under its own marker: listed with its gateway,
+    // invisible to the tunnel's table, removed by its reconciler.
+    let mut agent_routes = LinuxRoutes::connect(213, MAIN_TABLE).unwrap();
+    let via = OsRoute {
+        prefix: Prefix::new(a("192.168.60.0"), 24).unwrap(),
+        ifindex: 0,
+        via: Some(a("198.18.0.2")),
+    };
+    let done = reconcile(&mut agent_routes, &BTreeSet::from([via]))
+        .await
+        .unwrap();
+    assert_eq!(done.added, [via]);
+    assert_eq!(agent_routes.list().await.unwrap(), [via]);
+    assert!(routes.list().await.unwrap().is_empty());
+    let shown = Command::new("ip")
+        .args(["route", "show", "proto", "213"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).starts_with("192.168.60.0/24 via 198.18.0.2 "),
+        "{}",
+        String::from_utf8_lossy(&shown.stdout)
+    );
+    let again = reconcile(&mut agent_routes, &BTreeSet::from([via]))
+        .await
+        .unwrap();
+    assert!(again.added.is_empty() && again.removed.is_empty());
+    reconcile(&mut agent_routes, &BTreeSet::new())
+        .await
+        .unwrap();
+    assert!(agent_routes.list().await.unwrap().is_empty());
 }

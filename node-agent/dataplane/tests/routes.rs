@@ -16,6 +16,7 @@ fn route(prefix: &str, len: u8, ifindex: u32) -> OsRoute {
     OsRoute {
         prefix: Prefix::new(prefix.parse().unwrap(), len).unwrap(),
         ifindex,
+        via: None,
     }
 }
 
@@ -31,7 +32,11 @@ fn reconcile_converges_and_is_idempotent() {
             .fwd
             .desired_routes()
             .into_iter()
-            .map(|prefix| OsRoute { prefix, ifindex })
+            .map(|prefix| OsRoute {
+                prefix,
+                ifindex,
+                via: None,
+            })
             .collect()
     };
     let hub = desired(HUB, 9);

@@ -22,8 +22,15 @@ enum Command {
     /// Runs the router until SIGTERM or SIGINT.
     Run {
         /// The configuration (a DmvpnNode spec in YAML).
+        #[arg(long, required_unless_present = "kube", conflicts_with = "kube")]
+        config: Option<PathBuf>,
+        /// Runs under Kubernetes: the gateway of this node's DmvpnNode (`$NODE_NAME`), or a
+        /// route agent; Secrets come from `$POD_NAMESPACE`.
         #[arg(long)]
-        config: PathBuf,
+        kube: bool,
+        /// Serves `/healthz` and `/readyz` here (with `--kube`).
+        #[arg(long, requires = "kube")]
+        health_listen: Option<std::net::SocketAddr>,
         /// Writes the IKE/ESP keys here as JSON, for decrypting captures in tests.
         #[arg(long)]
         key_log: Option<PathBuf>,
@@ -54,10 +61,30 @@ fn init_logs(format: LogFormat) {
 fn main() -> ExitCode {
     let Command::Run {
         config,
+        kube,
+        health_listen,
         key_log,
         log_format,
     } = Cli::parse().command;
     init_logs(log_format);
+    let config = match (kube, config) {
+        (true, _) => {
+            let options = dmvpn_agent::kube::KubeOptions {
+                health_listen,
+                key_log,
+            };
+            return match dmvpn_agent::kube::run(&options) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("dmvpn-agent: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        (false, Some(config)) => config,
+        // clap requires one of them.
+        (false, None) => return ExitCode::from(2),
+    };
     match run(&RunOptions { config, key_log }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

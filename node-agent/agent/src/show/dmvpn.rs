@@ -49,7 +49,7 @@ const fn peer_type(kind: EntryType) -> &'static str {
     }
 }
 
-pub(super) fn json(s: &RouterSnapshot) -> DmvpnJson {
+pub(crate) fn json(s: &RouterSnapshot) -> DmvpnJson {
     DmvpnJson {
         peers: s
             .dmvpn

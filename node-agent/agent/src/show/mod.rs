@@ -19,6 +19,7 @@ use crate::snapshot::{IkeSaState, RouterSnapshot};
 pub use crypto::{
     CryptoSessionJson, IkeSaJson, IkeSasJson, IpsecSaJson, IpsecSasJson, SessionJson,
 };
+pub(crate) use dmvpn::json as dmvpn_json;
 pub use dmvpn::{DmvpnJson, DmvpnPeerJson};
 pub use format::{spi_json, spi_text, uptime};
 pub use nhrp::{NhrpEntriesJson, NhrpEntryJson, NhrpTrafficJson};

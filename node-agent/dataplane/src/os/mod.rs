@@ -9,7 +9,7 @@
 //!   and removed at the next start.
 
 use core::future::Future;
-use core::net::SocketAddr;
+use core::net::{IpAddr, SocketAddr};
 use std::collections::BTreeSet;
 use std::io;
 
@@ -56,14 +56,18 @@ pub trait UdpEndpoint {
     -> impl Future<Output = io::Result<usize>> + Send;
 }
 
-/// A route into the tunnel interface, as the OS holds it (with the implementation's
-/// protocol marker and table).
+/// A route as the OS holds it (with the implementation's protocol marker and table): into
+/// the tunnel interface, or via a gateway on the node's network (a route agent's routes to
+/// the overlay through the cluster's gateway node).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OsRoute {
     /// The destinations.
     pub prefix: Prefix,
-    /// The interface index of the tunnel device.
+    /// The interface index of the tunnel device; 0 for a route via a gateway, whose
+    /// interface the kernel picks.
     pub ifindex: u32,
+    /// The gateway (next hop) of a route via one; `None` for a route into the tunnel device.
+    pub via: Option<IpAddr>,
 }
 
 /// The OS routing table, as far as routes with this agent's protocol marker go.

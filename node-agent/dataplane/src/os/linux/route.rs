@@ -1,6 +1,7 @@
 //! Routes into the tunnel device through rtnetlink, marked with a route protocol number
 //! (`ip route ... proto 212`) so that every route this agent made, on whatever interface a
-//! crashed run left it, is listed and removed by [`crate::os::reconcile`].
+//! crashed run left it, is listed and removed by [`crate::os::reconcile`]. Routes via a
+//! gateway (a route agent's) are made the same way, under another marker.
 
 use core::net::IpAddr;
 use std::io;
@@ -52,15 +53,29 @@ impl LinuxRoutes {
 
     fn message(&self, route: OsRoute) -> RouteMessage {
         let (addr, len) = (route.prefix.addr(), route.prefix.prefix_len());
-        let mut msg = match addr {
-            IpAddr::V4(a) => RouteMessageBuilder::<core::net::Ipv4Addr>::new()
+        let mut msg = match (addr, route.via) {
+            (IpAddr::V4(a), Some(IpAddr::V4(via))) => {
+                RouteMessageBuilder::<core::net::Ipv4Addr>::new()
+                    .destination_prefix(a, len)
+                    .gateway(via)
+                    .table_id(self.table)
+                    .build()
+            }
+            (IpAddr::V6(a), Some(IpAddr::V6(via))) => {
+                RouteMessageBuilder::<core::net::Ipv6Addr>::new()
+                    .destination_prefix(a, len)
+                    .gateway(via)
+                    .table_id(self.table)
+                    .build()
+            }
+            (IpAddr::V4(a), _) => RouteMessageBuilder::<core::net::Ipv4Addr>::new()
                 .destination_prefix(a, len)
                 .output_interface(route.ifindex)
                 .protocol(RouteProtocol::Other(self.protocol))
                 .scope(RouteScope::Link)
                 .table_id(self.table)
                 .build(),
-            IpAddr::V6(a) => RouteMessageBuilder::<core::net::Ipv6Addr>::new()
+            (IpAddr::V6(a), _) => RouteMessageBuilder::<core::net::Ipv6Addr>::new()
                 .destination_prefix(a, len)
                 .output_interface(route.ifindex)
                 .protocol(RouteProtocol::Other(self.protocol))
@@ -78,13 +93,15 @@ impl LinuxRoutes {
             return None;
         }
         let mut table = u32::from(msg.header.table);
-        let (mut dst, mut ifindex) = (None, None);
+        let (mut dst, mut ifindex, mut via) = (None, None, None);
         for attr in &msg.attributes {
             match attr {
                 RouteAttribute::Table(t) => table = *t,
                 RouteAttribute::Destination(RouteAddress::Inet(a)) => dst = Some(IpAddr::V4(*a)),
                 RouteAttribute::Destination(RouteAddress::Inet6(a)) => dst = Some(IpAddr::V6(*a)),
                 RouteAttribute::Oif(i) => ifindex = Some(*i),
+                RouteAttribute::Gateway(RouteAddress::Inet(a)) => via = Some(IpAddr::V4(*a)),
+                RouteAttribute::Gateway(RouteAddress::Inet6(a)) => via = Some(IpAddr::V6(*a)),
                 _ => {}
             }
         }
@@ -96,9 +113,12 @@ impl LinuxRoutes {
             AddressFamily::Inet6 => IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED),
             _ => IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED),
         });
+        // A route via a gateway is known by its gateway; the kernel picked its interface.
+        let ifindex = if via.is_some() { 0 } else { ifindex? };
         Some(OsRoute {
             prefix: Prefix::new(dst, len).ok()?,
-            ifindex: ifindex?,
+            ifindex,
+            via,
         })
     }
 }
