@@ -42,7 +42,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    // The same variable as the agent's (the chart sets it from operator.logLevel).
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DMVPN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt().with_env_filter(filter);
     if args.log_json {
