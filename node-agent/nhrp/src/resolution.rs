@@ -510,7 +510,7 @@ impl Engine {
     }
 
     /// The next hop (tunnel address) of the longest static route covering `target`.
-    fn route(&self, target: IpAddr) -> Option<IpAddr> {
+    pub(crate) fn route(&self, target: IpAddr) -> Option<IpAddr> {
         self.config
             .routes
             .iter()
@@ -520,12 +520,21 @@ impl Engine {
     }
 
     /// The NBMA address of the next hop `tunnel`: one of our NHSs or a registered client.
-    fn next_hop_nbma(&self, tunnel: IpAddr) -> Option<IpAddr> {
+    pub(crate) fn next_hop_nbma(&self, tunnel: IpAddr) -> Option<IpAddr> {
         self.cache
             .get(&Prefix::host(tunnel))
             .filter(|e| {
                 matches!(e.kind, EntryType::Static | EntryType::Registered) && e.tunnel == tunnel
             })
+            .map(|e| e.nbma)
+    }
+
+    /// The NBMA address (as seen, after NAT) of the client that registered its tunnel
+    /// address `tunnel` here.
+    pub(crate) fn registered_nbma(&self, tunnel: IpAddr) -> Option<IpAddr> {
+        self.cache
+            .get(&Prefix::host(tunnel))
+            .filter(|e| e.kind == EntryType::Registered && e.tunnel == tunnel)
             .map(|e| e.nbma)
     }
 
@@ -572,8 +581,22 @@ impl Engine {
         if repr.hop_count <= 1 {
             return Err(DropReason::HopCountExceeded);
         }
+        // The Cisco NAT extension, as FRR nhrpd `nhrp_peer_forward` fills an empty one: the
+        // requester's address as seen here, when it sent the request to us itself (no NHS
+        // in the record) from another NBMA address than it claims, i.e. from behind NAT.
+        let nat = self
+            .tunnel_ip(req.src_proto)
+            .filter(|_| transit.is_empty() && self.nbma_ip(req.src_nbma) != Some(from))
+            .map(|requester| Cie::host(from, requester, self.config.mtu, 0));
         let message = Message::ResolutionRequest(*req);
-        self.forward(next, repr, exts, message, ExtensionType::ForwardTransit);
+        self.forward(
+            next,
+            repr,
+            exts,
+            message,
+            ExtensionType::ForwardTransit,
+            nat,
+        );
         Ok(())
     }
 
@@ -604,24 +627,27 @@ impl Engine {
             return Err(DropReason::UnknownNhs);
         }
         let next = self
-            .cache
-            .lookup(requester)
-            .filter(|(p, e)| {
-                e.kind == EntryType::Registered && p.is_host() && e.tunnel == requester
-            })
-            .map(|(_, e)| e.nbma)
+            .registered_nbma(requester)
             .ok_or(DropReason::ProtocolAddressUnreachable)?;
         if repr.hop_count <= 1 {
             return Err(DropReason::HopCountExceeded);
         }
         let message = Message::ResolutionReply(*reply);
-        self.forward(next, repr, exts, message, ExtensionType::ReverseTransit);
+        self.forward(
+            next,
+            repr,
+            exts,
+            message,
+            ExtensionType::ReverseTransit,
+            None,
+        );
         Ok(())
     }
 
     /// Sends `message` on to `next` with the extensions of `repr`, this router appended to
     /// the `record` transit extension (added when missing), the authentication extension
-    /// regenerated hop by hop, and the hop count decremented.
+    /// regenerated hop by hop, an empty NAT address extension filled with `nat` when given,
+    /// and the hop count decremented.
     fn forward(
         &mut self,
         next: IpAddr,
@@ -629,7 +655,9 @@ impl Engine {
         exts: &ExtensionIndex<'_>,
         message: Message<'_>,
         record: ExtensionType,
+        nat: Option<Cie<'_>>,
     ) {
+        let nat = nat.as_slice();
         let cfg = &self.config;
         let own = Cie::host(cfg.nbma_address, cfg.tunnel_address, cfg.mtu, cfg.holdtime);
         let mut transit: Vec<Cie<'_>> = exts
@@ -650,6 +678,12 @@ impl Engine {
                     .map(|ext| match ext.body {
                         ExtensionBody::Authentication { .. } => {
                             own_password.map_or(ext, Extension::cleartext_password)
+                        }
+                        ExtensionBody::NatAddress(cies) if cies.is_empty() && !nat.is_empty() => {
+                            Extension {
+                                body: ExtensionBody::NatAddress(Seq::Items(nat)),
+                                ..ext
+                            }
                         }
                         _ if ext.ty() == record => Extension {
                             body: body(Seq::Items(&transit)),
