@@ -128,7 +128,8 @@ pub enum Event {
     ResolutionFailed {
         /// The address that was being resolved.
         target: IpAddr,
-        /// The code of the reply, or `None` when no reply came.
+        /// The code of the reply, or `None` when no reply came (or an Error Indication
+        /// did instead).
         code: Option<CieCode>,
     },
     /// An Error Indication arrived (RFC 2332 section 5.2.7).
@@ -467,6 +468,7 @@ impl Engine {
                 from,
                 code: ind.code,
             });
+            self.resolution_error(from, &ind);
             return Ok(());
         }
         if let Err(reason) = auth::check(

@@ -41,8 +41,8 @@ use std::time::Instant;
 
 use dmvpn_wire::Seq;
 use dmvpn_wire::nhrp::{
-    Address, Cie, CieCode, Extension, ExtensionBody, ExtensionIndex, ExtensionType, Message,
-    NbmaAddress, Repr, Resolution, ResolutionFlags,
+    Address, Cie, CieCode, ErrorIndication, Extension, ExtensionBody, ExtensionIndex,
+    ExtensionType, Message, NbmaAddress, Operation, Repr, Resolution, ResolutionFlags,
 };
 
 use crate::cache::{Entry, EntryType};
@@ -507,6 +507,36 @@ impl Engine {
         self.shortcut_refresh.insert((now + check, prefix));
         self.sync_refresh_timer();
         Ok(())
+    }
+
+    /// An Error Indication addressed to us about one of our resolution requests (RFC 2332
+    /// section 5.2.7) ends that resolution without a shortcut, as FRR nhrpd hands it to the
+    /// request's callback (`nhrp_handle_error_ind`): no use retrying a request an NHS on the
+    /// way refused. The packet in error is read only for its type and request ID, at their
+    /// fixed offsets, since nhrpd truncates it. Accepted only from the NHS the request went
+    /// to (every error about it comes back through that NHS), as Error Indications carry no
+    /// authentication.
+    pub(crate) fn resolution_error(&mut self, from: IpAddr, ind: &ErrorIndication<'_>) {
+        if self.tunnel_ip(ind.dst_proto) != Some(self.config.tunnel_address)
+            || ind.packet.get(17) != Some(&u8::from(Operation::ResolutionRequest))
+        {
+            return;
+        }
+        let Some(&[a, b, c, d]) = ind.packet.get(24..28) else {
+            return;
+        };
+        let id = u32::from_be_bytes([a, b, c, d]);
+        let asked = |p: &PendingResolution| self.nhs.get(p.nhs).map(|s| s.config.nbma);
+        if self.resolutions.get(&id).and_then(asked) != Some(from) {
+            return;
+        }
+        if let Some(pending) = self.resolutions.remove(&id) {
+            self.sync_resolution_timer();
+            self.event(Event::ResolutionFailed {
+                target: pending.target,
+                code: None,
+            });
+        }
     }
 
     /// The next hop (tunnel address) of the longest static route covering `target`.

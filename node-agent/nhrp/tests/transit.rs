@@ -280,10 +280,10 @@ fn an_error_about_a_request_from_its_source_goes_straight_back() {
         IpAddr::from(seed::spoke_nbma(2)),
     );
     sim.command(SPOKE_A, |s, now| s.resolve(now, a("192.168.3.5")));
-    sim.run_for(Duration::from_secs(1), check_holdtimes);
     let request = captured(&sim, Operation::ResolutionRequest, a_public, hub_nbma)[0].clone();
-    // Hop count 1 would reach 0 on the way to the core: code 15, to spoke A directly with
-    // hop count 0 as nhrpd sends it.
+    // While the request travels, a copy with hop count 1 reaches the regional hub: it would
+    // reach 0 on the way to the core, code 15, to spoke A directly with hop count 0 as
+    // nhrpd sends it.
     let last_hop = craft(&request, 1, None, false);
     sim.command(REGIONAL, |h, now| h.handle_packet(now, a_public, &last_hop));
     sim.run_for(Duration::from_secs(1), check_holdtimes);
@@ -295,8 +295,43 @@ fn an_error_about_a_request_from_its_source_goes_straight_back() {
         errors_at(&sim, SPOKE_A),
         [(hub_nbma, ErrorCode::HopCountExceeded)]
     );
+    // The error ends spoke A's resolution (as nhrpd's request callback does): the answer
+    // to the original request finds nothing waiting for it, and no shortcut appears.
+    assert!(sim.events.iter().any(|(_, n, e)| *n == SPOKE_A
+        && *e
+            == Event::ResolutionFailed {
+                target: a("192.168.3.5"),
+                code: None,
+            }));
+    let a_engine = &sim.nodes[SPOKE_A].engine;
+    assert_eq!(a_engine.counters().dropped(DropReason::UnknownRequestId), 1);
+    assert!(
+        a_engine
+            .lookup(a("192.168.3.5"))
+            .is_none_or(|(_, e)| e.kind != EntryType::Shortcut)
+    );
+
+    // The same error from anyone but the NHS asked ends nothing.
+    sim.command(SPOKE_A, |s, now| s.resolve(now, a("192.168.3.6")));
+    let again = captured(&sim, Operation::ResolutionRequest, a_public, hub_nbma);
+    let spoofed = craft(&errors[0], 0, None, false);
+    let mut spoofed_repr = parse(&spoofed);
+    let Message::ErrorIndication(mut ind) = spoofed_repr.message else {
+        panic!("not an error indication");
+    };
+    ind.packet = again.last().unwrap();
+    spoofed_repr.message = Message::ErrorIndication(ind);
+    let mut spoofed = vec![0u8; spoofed_repr.buffer_len()];
+    spoofed_repr.emit(&mut spoofed).unwrap();
+    let b_nbma = IpAddr::from(seed::spoke_nbma(3));
+    sim.command(SPOKE_A, |s, now| s.handle_packet(now, b_nbma, &spoofed));
+    sim.run_for(Duration::from_secs(1), check_holdtimes);
+    let (prefix, e) = sim.nodes[SPOKE_A].engine.lookup(a("192.168.3.6")).unwrap();
+    assert_eq!((prefix, e.kind), (seed::lan(3), EntryType::Shortcut));
+
     let mut packets = sim.captured.take().unwrap();
     packets.push((a_public, hub_nbma, last_hop));
+    packets.push((b_nbma, a_public, spoofed));
     common::assert_packets_clean("nhrp-transit-direct-error", &packets);
 }
 
