@@ -128,7 +128,8 @@ pub enum Event {
     ResolutionFailed {
         /// The address that was being resolved.
         target: IpAddr,
-        /// The code of the reply, or `None` when no reply came.
+        /// The code of the reply, or `None` when no reply came (or an Error Indication
+        /// did instead).
         code: Option<CieCode>,
     },
     /// An Error Indication arrived (RFC 2332 section 5.2.7).
@@ -457,13 +458,17 @@ impl Engine {
         };
         self.check_families(&repr)?;
         if let Message::ErrorIndication(ind) = repr.message {
-            // Acted on only as an event and a counter, so accepted without authentication:
-            // nhrpd and Cisco send it without extensions.
+            // Acted on only as an event and a counter, or relayed under the rate limit, so
+            // accepted without authentication: nhrpd and Cisco send it without extensions.
             self.counters.received.bump(Operation::ErrorIndication);
+            if let Some(dst) = self.relayed_error_destination(&repr, &ind) {
+                return self.relay_error_indication(now, from, dst, &repr, &ind);
+            }
             self.event(Event::ErrorIndicationReceived {
                 from,
                 code: ind.code,
             });
+            self.resolution_error(from, &ind);
             return Ok(());
         }
         if let Err(reason) = auth::check(
@@ -472,7 +477,15 @@ impl Engine {
         ) {
             // FRR nhrpd answers an authentication failure with Error Indication code 11;
             // never in answer to an Error Indication (handled above).
-            self.send_error_indication(now, from, ErrorCode::AuthenticationFailure, bytes, &repr);
+            // A hop-by-hop matter (RFC 2332 section 5.3.4): for the previous hop only.
+            self.send_error_indication(
+                now,
+                from,
+                ErrorCode::AuthenticationFailure,
+                bytes,
+                &repr,
+                HOP_COUNT_ERROR,
+            );
             return Err(reason);
         }
         self.counters.received.bump(repr.operation());
@@ -491,7 +504,9 @@ impl Engine {
             Message::PurgeReply(_) => Ok(()),
             _ => Err(DropReason::UnexpectedMessage),
         };
-        // The forwarding errors of RFC 2332 section 5.2.7 go back to the previous hop.
+        // The forwarding errors of RFC 2332 section 5.2.7 go to the source of the packet in
+        // error through the previous hop: straight back (hop count 0, as nhrpd) when the
+        // source sent it to us, else routed there hop by hop like the request came.
         let code = match handled {
             Err(DropReason::LoopDetected) => Some(ErrorCode::LoopDetected),
             Err(DropReason::HopCountExceeded) => Some(ErrorCode::HopCountExceeded),
@@ -501,9 +516,103 @@ impl Engine {
             _ => None,
         };
         if let Some(code) = code {
-            self.send_error_indication(now, from, code, bytes, &repr);
+            let relayed = matches!(repr.message, Message::ResolutionRequest(_))
+                && exts
+                    .get(ExtensionType::ForwardTransit)
+                    .and_then(|e| e.cies())
+                    .is_some_and(|cies| !cies.is_empty());
+            let hop_count = if relayed {
+                HOP_COUNT_DEFAULT
+            } else {
+                HOP_COUNT_ERROR
+            };
+            self.send_error_indication(now, from, code, bytes, &repr, hop_count);
         }
         handled
+    }
+
+    /// Where an NHS relays an Error Indication (RFC 2332 section 5.2.7: it goes to the
+    /// source of the packet in error, its destination protocol address): `None` when it is
+    /// ours to consume, being addressed to us, sent with hop count 0 (straight to its
+    /// destination, as nhrpd does) or received by a spoke.
+    fn relayed_error_destination(
+        &self,
+        repr: &Repr<'_>,
+        ind: &ErrorIndication<'_>,
+    ) -> Option<IpAddr> {
+        if self.config.role != Role::Hub || repr.hop_count == 0 {
+            return None;
+        }
+        self.tunnel_ip(ind.dst_proto)
+            .filter(|dst| *dst != self.config.tunnel_address)
+    }
+
+    /// Relays an Error Indication toward `dst` (RFC 2332 section 5.2.7): to the NBMA address
+    /// `dst` registered here, else to the next hop of our route for it, else to our most
+    /// preferred NHS that is up; never back to the sender, with the hop count decremented
+    /// and under the rate limit of the Error Indications we send. Never answered with an
+    /// Error Indication.
+    ///
+    /// # Errors
+    /// [`DropReason::HopCountExceeded`] when the hop count would reach 0,
+    /// [`DropReason::ProtocolAddressUnreachable`] when no next hop qualifies.
+    fn relay_error_indication(
+        &mut self,
+        now: Instant,
+        from: IpAddr,
+        dst: IpAddr,
+        repr: &Repr<'_>,
+        ind: &ErrorIndication<'_>,
+    ) -> Result<(), DropReason> {
+        let next = self
+            .registered_nbma(dst)
+            .or_else(|| self.route(dst).and_then(|hop| self.next_hop_nbma(hop)))
+            .filter(|nbma| *nbma != from)
+            .or_else(|| {
+                self.nhs
+                    .iter()
+                    .filter(|s| s.up && s.config.nbma != from)
+                    .min_by_key(|s| s.config.priority)
+                    .map(|s| s.config.nbma)
+            })
+            .ok_or(DropReason::ProtocolAddressUnreachable)?;
+        if repr.hop_count <= 1 {
+            return Err(DropReason::HopCountExceeded);
+        }
+        if !self.error_allowed(now) {
+            return Ok(());
+        }
+        let relayed = Repr {
+            hop_count: repr.hop_count - 1,
+            message: Message::ErrorIndication(*ind),
+            // As it is sent: without extensions (RFC 2332 section 5.2.7 and nhrpd).
+            extensions: None,
+            ..*repr
+        };
+        send(&mut self.outbox, &mut self.counters, next, &relayed);
+        Ok(())
+    }
+
+    /// Whether one more Error Indication may go out in the current one-second window of
+    /// [`ERROR_INDICATIONS_PER_SECOND`]; counts it, or the suppression.
+    fn error_allowed(&mut self, now: Instant) -> bool {
+        let sent = match self.error_window {
+            Some((start, sent))
+                if now.saturating_duration_since(start) < Duration::from_secs(1) =>
+            {
+                sent
+            }
+            _ => {
+                self.error_window = Some((now, 0));
+                0
+            }
+        };
+        if sent >= ERROR_INDICATIONS_PER_SECOND {
+            self.counters.error_indications_suppressed += 1;
+            return false;
+        }
+        self.error_window = self.error_window.map(|(start, n)| (start, n + 1));
+        true
     }
 
     /// Checks `ar$afn` and `ar$pro.type` against the interface's families.
@@ -542,7 +651,9 @@ impl Engine {
     /// nhrpd sends it, no extensions, and the whole packet in error as the contents, as the
     /// RFC says and as ../shared/vectors/nhrp/07 has it. (nhrpd carries only the fixed header
     /// and addresses, whose `ar$pktsz` then runs past the contents: Wireshark calls that
-    /// malformed.) The contents go back only to their own sender.
+    /// malformed.) The contents go back only toward their own sender: its source protocol
+    /// address is the destination, and `hop_count` above 0 lets the NHSs on the way relay it
+    /// there ([`Engine::relay_error_indication`]).
     fn send_error_indication(
         &mut self,
         now: Instant,
@@ -550,23 +661,11 @@ impl Engine {
         code: ErrorCode,
         bytes: &[u8],
         repr: &Repr<'_>,
+        hop_count: u8,
     ) {
-        let sent = match self.error_window {
-            Some((start, sent))
-                if now.saturating_duration_since(start) < Duration::from_secs(1) =>
-            {
-                sent
-            }
-            _ => {
-                self.error_window = Some((now, 0));
-                0
-            }
-        };
-        if sent >= ERROR_INDICATIONS_PER_SECOND {
-            self.counters.error_indications_suppressed += 1;
+        if !self.error_allowed(now) {
             return;
         }
-        self.error_window = self.error_window.map(|(start, n)| (start, n + 1));
         let packet = Packet::new_unchecked(bytes);
         let size = usize::from(packet.packet_size());
         let extoff = usize::from(packet.extension_offset());
@@ -580,7 +679,7 @@ impl Engine {
             afn: repr.afn,
             protocol_type: repr.protocol_type,
             protocol_snap: [0; 5],
-            hop_count: HOP_COUNT_ERROR,
+            hop_count,
             message: Message::ErrorIndication(ErrorIndication {
                 unused: flags,
                 code,

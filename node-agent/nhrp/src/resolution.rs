@@ -41,8 +41,8 @@ use std::time::Instant;
 
 use dmvpn_wire::Seq;
 use dmvpn_wire::nhrp::{
-    Address, Cie, CieCode, Extension, ExtensionBody, ExtensionIndex, ExtensionType, Message,
-    NbmaAddress, Repr, Resolution, ResolutionFlags,
+    Address, Cie, CieCode, ErrorIndication, Extension, ExtensionBody, ExtensionIndex,
+    ExtensionType, Message, NbmaAddress, Operation, Repr, Resolution, ResolutionFlags,
 };
 
 use crate::cache::{Entry, EntryType};
@@ -509,8 +509,38 @@ impl Engine {
         Ok(())
     }
 
+    /// An Error Indication addressed to us about one of our resolution requests (RFC 2332
+    /// section 5.2.7) ends that resolution without a shortcut, as FRR nhrpd hands it to the
+    /// request's callback (`nhrp_handle_error_ind`): no use retrying a request an NHS on the
+    /// way refused. The packet in error is read only for its type and request ID, at their
+    /// fixed offsets, since nhrpd truncates it. Accepted only from the NHS the request went
+    /// to (every error about it comes back through that NHS), as Error Indications carry no
+    /// authentication.
+    pub(crate) fn resolution_error(&mut self, from: IpAddr, ind: &ErrorIndication<'_>) {
+        if self.tunnel_ip(ind.dst_proto) != Some(self.config.tunnel_address)
+            || ind.packet.get(17) != Some(&u8::from(Operation::ResolutionRequest))
+        {
+            return;
+        }
+        let Some(&[a, b, c, d]) = ind.packet.get(24..28) else {
+            return;
+        };
+        let id = u32::from_be_bytes([a, b, c, d]);
+        let asked = |p: &PendingResolution| self.nhs.get(p.nhs).map(|s| s.config.nbma);
+        if self.resolutions.get(&id).and_then(asked) != Some(from) {
+            return;
+        }
+        if let Some(pending) = self.resolutions.remove(&id) {
+            self.sync_resolution_timer();
+            self.event(Event::ResolutionFailed {
+                target: pending.target,
+                code: None,
+            });
+        }
+    }
+
     /// The next hop (tunnel address) of the longest static route covering `target`.
-    fn route(&self, target: IpAddr) -> Option<IpAddr> {
+    pub(crate) fn route(&self, target: IpAddr) -> Option<IpAddr> {
         self.config
             .routes
             .iter()
@@ -520,12 +550,21 @@ impl Engine {
     }
 
     /// The NBMA address of the next hop `tunnel`: one of our NHSs or a registered client.
-    fn next_hop_nbma(&self, tunnel: IpAddr) -> Option<IpAddr> {
+    pub(crate) fn next_hop_nbma(&self, tunnel: IpAddr) -> Option<IpAddr> {
         self.cache
             .get(&Prefix::host(tunnel))
             .filter(|e| {
                 matches!(e.kind, EntryType::Static | EntryType::Registered) && e.tunnel == tunnel
             })
+            .map(|e| e.nbma)
+    }
+
+    /// The NBMA address (as seen, after NAT) of the client that registered its tunnel
+    /// address `tunnel` here.
+    pub(crate) fn registered_nbma(&self, tunnel: IpAddr) -> Option<IpAddr> {
+        self.cache
+            .get(&Prefix::host(tunnel))
+            .filter(|e| e.kind == EntryType::Registered && e.tunnel == tunnel)
             .map(|e| e.nbma)
     }
 
@@ -572,8 +611,22 @@ impl Engine {
         if repr.hop_count <= 1 {
             return Err(DropReason::HopCountExceeded);
         }
+        // The Cisco NAT extension, as FRR nhrpd `nhrp_peer_forward` fills an empty one: the
+        // requester's address as seen here, when it sent the request to us itself (no NHS
+        // in the record) from another NBMA address than it claims, i.e. from behind NAT.
+        let nat = self
+            .tunnel_ip(req.src_proto)
+            .filter(|_| transit.is_empty() && self.nbma_ip(req.src_nbma) != Some(from))
+            .map(|requester| Cie::host(from, requester, self.config.mtu, 0));
         let message = Message::ResolutionRequest(*req);
-        self.forward(next, repr, exts, message, ExtensionType::ForwardTransit);
+        self.forward(
+            next,
+            repr,
+            exts,
+            message,
+            ExtensionType::ForwardTransit,
+            nat,
+        );
         Ok(())
     }
 
@@ -604,24 +657,27 @@ impl Engine {
             return Err(DropReason::UnknownNhs);
         }
         let next = self
-            .cache
-            .lookup(requester)
-            .filter(|(p, e)| {
-                e.kind == EntryType::Registered && p.is_host() && e.tunnel == requester
-            })
-            .map(|(_, e)| e.nbma)
+            .registered_nbma(requester)
             .ok_or(DropReason::ProtocolAddressUnreachable)?;
         if repr.hop_count <= 1 {
             return Err(DropReason::HopCountExceeded);
         }
         let message = Message::ResolutionReply(*reply);
-        self.forward(next, repr, exts, message, ExtensionType::ReverseTransit);
+        self.forward(
+            next,
+            repr,
+            exts,
+            message,
+            ExtensionType::ReverseTransit,
+            None,
+        );
         Ok(())
     }
 
     /// Sends `message` on to `next` with the extensions of `repr`, this router appended to
     /// the `record` transit extension (added when missing), the authentication extension
-    /// regenerated hop by hop, and the hop count decremented.
+    /// regenerated hop by hop, an empty NAT address extension filled with `nat` when given,
+    /// and the hop count decremented.
     fn forward(
         &mut self,
         next: IpAddr,
@@ -629,7 +685,9 @@ impl Engine {
         exts: &ExtensionIndex<'_>,
         message: Message<'_>,
         record: ExtensionType,
+        nat: Option<Cie<'_>>,
     ) {
+        let nat = nat.as_slice();
         let cfg = &self.config;
         let own = Cie::host(cfg.nbma_address, cfg.tunnel_address, cfg.mtu, cfg.holdtime);
         let mut transit: Vec<Cie<'_>> = exts
@@ -650,6 +708,12 @@ impl Engine {
                     .map(|ext| match ext.body {
                         ExtensionBody::Authentication { .. } => {
                             own_password.map_or(ext, Extension::cleartext_password)
+                        }
+                        ExtensionBody::NatAddress(cies) if cies.is_empty() && !nat.is_empty() => {
+                            Extension {
+                                body: ExtensionBody::NatAddress(Seq::Items(nat)),
+                                ..ext
+                            }
                         }
                         _ if ext.ty() == record => Extension {
                             body: body(Seq::Items(&transit)),
