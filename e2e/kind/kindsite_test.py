@@ -17,7 +17,7 @@ SPOKE1 = {
     "kind": "DmvpnSpoke",
     "metadata": {"name": "spoke1"},
     "spec": {
-        "gatewayNodeSelector": {"matchLabels": {"dmvpn.io/gateway": "true"}},
+        "gateway": {"nodeSelector": {"dmvpn.io/gateway": "true"}},
         "tunnel": {"address": "10.1.1.2/24"},
         "nhrp": {"networkId": 1, "authenticationSecretRef": {"name": "nhrp-auth", "key": "key"}},
         "ipsec": {"preSharedKeySecretRef": {"name": "dmvpn-psk"}},
