@@ -189,7 +189,7 @@ fn the_spokes_recover_when_the_hub_crashes_and_restarts() {
     lab.kill(HUB);
     std::fs::write(&lab.sites[HUB].log, "").unwrap();
     lab.start(HUB);
-    let restart = std::time::Instant::now();
+    let restart = Instant::now();
     assert!(
         eventually(Duration::from_secs(5), || lab
             .try_show(HUB, &["dmvpn"])
