@@ -69,7 +69,10 @@ pub struct IpsecSpec {
     pub force_udp_encap: bool,
     /// Seconds between dead peer detection checks when no traffic arrives (IOS
     /// `crypto ikev2 dpd <10-3600> ... periodic`, an INFORMATIONAL exchange of RFC 7296
-    /// section 1.4); absent, liveness is only checked on demand, when traffic gets no answer.
+    /// section 1.4); absent, liveness is only checked on demand (IOS `crypto ikev2 dpd 10 2
+    /// on-demand`, RFC 7296 section 2.4): when traffic went to a peer and nothing came back
+    /// for 10 s, and a peer that does not answer the check and its retransmissions loses its
+    /// SAs (an NHS is reached over new ones and registered with at once).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",

@@ -236,7 +236,10 @@ impl IpsecSettings {
         // when it is tunnel, and transport is only taken when we run it (section 1.3.1).
         config.allow_transport = mode == Mode::Transport;
         config.udp_encap = UdpEncap::Forced;
+        // Periodic checks when configured (IOS `crypto ikev2 dpd N R periodic`), else on
+        // demand (IOS `... on-demand`): only when traffic goes out and nothing comes back.
         config.dpd_interval = spec.dpd_interval.map(|s| Duration::from_secs(u64::from(s)));
+        config.dpd_on_demand = config.dpd_interval.is_none().then_some(DPD_ON_DEMAND);
         config.identity = identity;
         config.key_log = key_log;
         config.validate()?;
@@ -490,6 +493,31 @@ pub struct IkeKeys<U> {
     handshakes: Option<Histogram>,
     /// The agent is stopping: no new SA.
     leaving: bool,
+    /// ESP seen going to and coming from each peer, for on-demand liveness checks.
+    activity: HashMap<IpAddr, Activity>,
+    /// When the dataplane's per-peer counters are next sampled into `activity`.
+    next_sample: Option<Instant>,
+}
+
+/// How often the per-peer ESP counters are sampled for on-demand liveness checks: the
+/// resolution of "nothing came back for a while" (RFC 7296 section 2.4).
+/// How long traffic to a peer may go unanswered before an on-demand liveness check when no
+/// `dpdInterval` is configured (IOS's `crypto ikev2 dpd 10 2 on-demand`, RFC 7296 section
+/// 2.4).
+pub const DPD_ON_DEMAND: Duration = Duration::from_secs(10);
+
+/// How often the per-peer ESP counters are sampled ... placeholder
+const ACTIVITY_SAMPLE: Duration = Duration::from_secs(1);
+
+/// The ESP traffic with one peer as of the last sample.
+#[derive(Debug, Clone, Copy, Default)]
+struct Activity {
+    tx_packets: u64,
+    rx_packets: u64,
+    /// The first sample that saw the sent count grow.
+    sent: Option<Instant>,
+    /// The first sample that saw the received count grow.
+    received: Option<Instant>,
 }
 
 /// The most IKE handshakes timed at once; beyond, the stale ones are forgotten, and new ones
@@ -546,6 +574,35 @@ impl<U: UdpEndpoint + Send> IkeKeys<U> {
             started: HashMap::new(),
             handshakes: None,
             leaving: false,
+            activity: HashMap::new(),
+            next_sample: None,
+        }
+    }
+
+    /// Samples the per-peer ESP counters of `fwd` (every [`ACTIVITY_SAMPLE`]) and tells the
+    /// engine when traffic last went to and came from each peer with SAs, for its on-demand
+    /// liveness checks ([`dmvpn_ike::Engine::traffic`]); does nothing when those are off.
+    fn sample_activity(&mut self, now: Instant, fwd: &Forwarder<EspInUdp>) {
+        if self.engine.config().dpd_on_demand.is_none()
+            || self.next_sample.is_some_and(|at| now < at)
+        {
+            return;
+        }
+        self.next_sample = Some(now + ACTIVITY_SAMPLE);
+        let counters = fwd.peer_counters();
+        self.activity.retain(|peer, _| self.peers.contains(peer));
+        for &peer in &self.peers {
+            let c = counters.get(peer);
+            let a = self.activity.entry(peer).or_default();
+            if c.tx_packets != a.tx_packets {
+                a.tx_packets = c.tx_packets;
+                a.sent = Some(now);
+            }
+            if c.rx_packets != a.rx_packets {
+                a.rx_packets = c.rx_packets;
+                a.received = Some(now);
+            }
+            self.engine.traffic(now, peer, a.sent, a.received);
         }
     }
 
@@ -609,22 +666,30 @@ impl<U: UdpEndpoint + Send> IkeKeys<U> {
     /// Drains the engine: datagrams to their socket, events into SAs and logs; then the key
     /// log.
     fn flush(&mut self, now: Instant, fwd: &mut Forwarder<EspInUdp>, out: &mut Output) {
-        while let Some(t) = self.engine.poll_transmit() {
-            if let Some(message) = ike_message(t.local.port(), &t.payload) {
-                self.note_init(now, message);
-            }
-            let buf = if t.local.port() == NAT_T_PORT {
-                out.udp.push_empty()
-            } else {
-                self.tx.push_empty()
-            };
-            if buf.load(&t.payload) {
-                buf.addr = Some(t.remote);
-            } else {
-                tracing::warn!(to = %t.remote, len = t.payload.len(), "IKE datagram too large: not sent");
-            }
+        if self.next_sample.is_none() && self.engine.config().dpd_on_demand.is_some() {
+            self.next_sample = Some(now + ACTIVITY_SAMPLE);
         }
-        while let Some(event) = self.engine.poll_event() {
+        // An event may start an exchange (an NHS found dead is initiated anew): its
+        // datagrams go out in the same flush.
+        loop {
+            while let Some(t) = self.engine.poll_transmit() {
+                if let Some(message) = ike_message(t.local.port(), &t.payload) {
+                    self.note_init(now, message);
+                }
+                let buf = if t.local.port() == NAT_T_PORT {
+                    out.udp.push_empty()
+                } else {
+                    self.tx.push_empty()
+                };
+                if buf.load(&t.payload) {
+                    buf.addr = Some(t.remote);
+                } else {
+                    tracing::warn!(to = %t.remote, len = t.payload.len(), "IKE datagram too large: not sent");
+                }
+            }
+            let Some(event) = self.engine.poll_event() else {
+                break;
+            };
             self.ike_event(now, event, fwd, out);
         }
         if let Some(log) = &mut self.key_log {
@@ -662,6 +727,14 @@ impl<U: UdpEndpoint + Send> IkeKeys<U> {
             } => {
                 self.up_since.remove(&(spi_i, spi_r));
                 tracing::info!(%peer, spi_i = %format_args!("{spi_i:016x}"), reason = ?reason, "IKE SA down");
+                // A liveness check found an NHS dead (RFC 7296 section 2.4): reach it over
+                // new SAs, and register over them as soon as they are up.
+                let nhs = fwd.engine().config().nhs.iter().any(|n| n.nbma == peer);
+                if reason == DownReason::PeerDead && nhs && !self.leaving {
+                    tracing::warn!(%peer, "NHS failed its liveness check: negotiating new SAs");
+                    self.engine.initiate(now, peer);
+                    fwd.engine_mut().nhs_path_changed(now, peer);
+                }
             }
             E::IkeSaFailed { peer, reason } => {
                 let (label, auth) = match reason {
@@ -808,7 +881,11 @@ impl<U: UdpEndpoint + Send> KeyExchange<EspInUdp> for IkeKeys<U> {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.engine.poll_timeout()
+        let engine = self.engine.poll_timeout();
+        match (engine, self.next_sample.filter(|_| !self.peers.is_empty())) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Deletes the IKE SA (its INFORMATIONAL DELETE retransmits on its own, and the late
@@ -835,10 +912,14 @@ impl<U: UdpEndpoint + Send> KeyExchange<EspInUdp> for IkeKeys<U> {
             fwd.remove_sa(peer);
         }
         self.engine.initiate(now, peer);
+        // The registration that found the NHS silent went over the dead SAs: the next one
+        // waits for the new SAs, not for its backoff.
+        fwd.engine_mut().nhs_path_changed(now, peer);
         self.flush(now, fwd, out);
     }
 
     fn handle_timeout(&mut self, now: Instant, fwd: &mut Forwarder<EspInUdp>, out: &mut Output) {
+        self.sample_activity(now, fwd);
         self.engine.handle_timeout(now);
         self.flush(now, fwd, out);
     }
@@ -931,7 +1012,9 @@ impl<U: UdpEndpoint + Send> KeyExchange<EspInUdp> for IkeKeys<U> {
                     peer: SocketAddr::new(sa.peer, port),
                     spi_i: sa.spi_i,
                     spi_r: sa.spi_r,
-                    state: if sa.established {
+                    state: if sa.deleting {
+                        IkeSaState::Deleting
+                    } else if sa.established {
                         IkeSaState::Established
                     } else {
                         IkeSaState::Connecting

@@ -3,252 +3,38 @@
 //! scraped over HTTP inside the router namespaces after traffic, `dmvpnctl clear crypto sa`
 //! with the SAs rebuilt and pings resuming, the IKE DELETE of a stopping agent, and the lab
 //! authenticated with certificates (a CA and router certificates made by the test with
-//! rcgen). Needs root, ping and curl; without them each test says so and passes.
-//!
-//! The lab helpers are a minimal copy of tests/lab.rs's.
+//! rcgen), with the lab of `dmvpn_testkit::seed_lab`. Needs root, ping and curl; without them each test says so and passes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::certs::Ca;
-use dmvpn_testkit::netns::{Netns, Signal, is_root};
+use dmvpn_testkit::seed_lab::{
+    Bins, HUB, Lab, SITES, SPOKE1, SPOKE2, skip_without_root, underlay, wait,
+};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_dmvpn-agent");
-const DMVPNCTL: &str = env!("CARGO_BIN_EXE_dmvpnctl");
-const SITES: [&str; 3] = ["hub", "spoke1", "spoke2"];
-const HUB: usize = 0;
-const SPOKE1: usize = 1;
-const SPOKE2: usize = 2;
 /// The agents' default `metrics.listen` (no `metrics` section in e2e/lab/*.yaml).
 const METRICS: &str = "http://127.0.0.1:9469/metrics";
 
-struct Site {
-    router: Netns,
-    host: Netns,
-    config: PathBuf,
-    log: PathBuf,
-    socket: PathBuf,
-    pid: Option<u32>,
-}
-
-struct Lab {
-    // Dropped last: the routers' veths end on its bridge.
-    sites: Vec<Site>,
-    _inet: Netns,
-    dir: PathBuf,
-}
-
-fn lan(i: usize) -> String {
-    format!("192.168.{}", i + 1)
-}
-
-fn underlay(i: usize) -> String {
-    format!("198.18.0.{}", i + 1)
-}
-
-/// A site's config: e2e/lab/<site>.yaml with its admin socket in `dir` (beside a copy of
-/// e2e/lab/dmvpn.psk), and `edit` applied.
-fn write_config(dir: &Path, site: &str, edit: impl Fn(String) -> String) -> PathBuf {
-    let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../e2e/lab");
-    std::fs::copy(lab.join("dmvpn.psk"), dir.join("dmvpn.psk")).unwrap();
-    let text = std::fs::read_to_string(lab.join(format!("{site}.yaml"))).unwrap();
-    let mut out = String::new();
-    for line in text.lines() {
-        if line.starts_with("  socket:") {
-            out += &format!("  socket: {}/{site}.sock\n", dir.display());
-            continue;
-        }
-        out += line;
-        out.push('\n');
-    }
-    let path = dir.join(format!("{site}.yaml"));
-    std::fs::write(&path, edit(out)).unwrap();
-    path
-}
-
-impl Lab {
-    /// Builds the lab in a fresh folder, where `prepare` writes extra files first, with each
-    /// site's config edited by `edit`, and starts the three agents.
-    fn new(tag: &str, prepare: impl FnOnce(&Path), edit: impl Fn(&str, String) -> String) -> Lab {
-        let dir = std::env::temp_dir().join(format!("dmvpn-labops-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        prepare(&dir);
-        let inet = Netns::create("dmvpn-inet").unwrap();
-        inet.ip(&["link", "add", "inet", "type", "bridge"]).unwrap();
-        inet.link_up("inet").unwrap();
-        let mut sites = Vec::new();
-        for (i, name) in SITES.into_iter().enumerate() {
-            let router = Netns::create(&format!("dmvpn-{name}")).unwrap();
-            let host = Netns::create(&format!("dmvpn-{name}-lan")).unwrap();
-            router.veth("wan0", &inet, name).unwrap();
-            inet.ip(&["link", "set", name, "master", "inet"]).unwrap();
-            router
-                .add_addr("wan0", &format!("{}/15", underlay(i)))
-                .unwrap();
-            router.veth("lan0", &host, "eth0").unwrap();
-            router
-                .add_addr("lan0", &format!("{}.1/24", lan(i)))
-                .unwrap();
-            host.add_addr("eth0", &format!("{}.10/24", lan(i))).unwrap();
-            host.add_route("default", &["via", &format!("{}.1", lan(i))])
-                .unwrap();
-            router
-                .exec("sysctl", &["-q", "-w", "net.ipv4.ip_forward=1"])
-                .unwrap();
-            sites.push(Site {
-                router,
-                host,
-                config: write_config(&dir, name, |c| edit(name, c)),
-                log: dir.join(format!("{name}.log")),
-                socket: dir.join(format!("{name}.sock")),
-                pid: None,
-            });
-        }
-        let mut lab = Lab {
-            sites,
-            _inet: inet,
-            dir,
-        };
-        for i in 0..SITES.len() {
-            lab.start(i);
-        }
-        lab
-    }
-
-    fn start(&mut self, i: usize) {
-        let site = &mut self.sites[i];
-        let log = File::create(&site.log).unwrap();
-        let mut cmd = site.router.command(AGENT);
-        cmd.args(["run", "--config"])
-            .arg(&site.config)
-            .args(["--log-format", "json"])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        site.pid = Some(site.router.spawn(cmd).unwrap());
-    }
-
-    /// Stops site `i` with SIGTERM and returns whether it exited with 0.
-    fn stop(&mut self, i: usize) -> bool {
-        let site = &mut self.sites[i];
-        let pid = site.pid.take().unwrap();
-        site.router.stop(pid, Signal::Term).unwrap().success()
-    }
-
-    fn log(&self, i: usize) -> String {
-        std::fs::read_to_string(&self.sites[i].log).unwrap_or_default()
-    }
-
-    /// Waits up to `limit` for a log line of site `i` containing every one of `parts`.
-    fn wait_log(&self, i: usize, limit: Duration, parts: &[&str]) -> bool {
-        wait(limit, || {
-            self.log(i)
-                .lines()
-                .any(|l| parts.iter().all(|p| l.contains(p)))
-        })
-    }
-
-    fn registered(&self, i: usize) -> bool {
-        self.wait_log(i, Duration::from_secs(5), &["registered with NHS"])
-    }
-
-    /// Pings from the LAN host of `from` to the LAN host of `to`; true when all came back.
-    fn ping(&self, from: usize, to: usize, count: u32) -> bool {
-        let dst = format!("{}.10", lan(to));
-        let count = count.to_string();
-        let out = self.sites[from]
-            .host
-            .command("ping")
-            .args(["-c", &count, "-i", "0.1", "-W", "1", "-q", &dst])
-            .output()
-            .unwrap();
-        out.status.success()
-    }
-
-    /// `dmvpnctl <args>` against site `i`'s admin socket: its stdout.
-    fn ctl(&self, i: usize, args: &[&str]) -> String {
-        let out = Command::new(DMVPNCTL)
-            .arg("--socket")
-            .arg(&self.sites[i].socket)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// Site `i`'s IPsec SA pairs: peer → outbound SPI.
-    fn ipsec_sas(&self, i: usize) -> BTreeMap<String, String> {
-        let out = self.ctl(i, &["show", "crypto", "ipsec", "sa", "-o", "json"]);
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        v["sas"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|sa| {
-                let s = |k: &str| sa[k].as_str().unwrap().to_owned();
-                (s("peer"), s("outboundSpi"))
-            })
-            .collect()
-    }
-
-    /// Scrapes `/metrics` inside site `i`'s router namespace: series (name and labels as
-    /// written) → value.
-    fn scrape(&self, i: usize) -> BTreeMap<String, f64> {
-        let out = self.sites[i]
-            .router
-            .exec("curl", &["-sf", "--max-time", "5", METRICS])
-            .unwrap();
-        let text = String::from_utf8(out.stdout).unwrap();
-        text.lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-            .map(|l| {
-                let (series, value) = l.rsplit_once(' ').unwrap();
-                (series.to_owned(), value.parse().unwrap())
-            })
-            .collect()
+fn bins() -> Bins {
+    Bins {
+        agent: env!("CARGO_BIN_EXE_dmvpn-agent").into(),
+        dmvpnctl: env!("CARGO_BIN_EXE_dmvpnctl").into(),
     }
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        // The namespaces stop the agents; the logs stay only on failure.
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        } else {
-            eprintln!("agent logs kept in {}", self.dir.display());
-        }
-    }
-}
-
-/// Polls `done` every 20 ms for up to `limit`.
-fn wait(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
+/// Whether the lab cannot run here (see [`skip_without_root`]) or curl is missing.
 fn skip() -> bool {
-    let have = |tool: &str, arg: &str| Command::new(tool).arg(arg).output().is_ok();
-    if !is_root() || !have("ping", "-V") || !have("curl", "--version") {
-        eprintln!("SKIPPED: needs root (namespaces, TUN devices, routes), ping and curl");
+    if skip_without_root() {
+        return true;
+    }
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: needs curl");
         return true;
     }
     false
@@ -266,9 +52,17 @@ fn metrics_move_clear_crypto_sa_rebuilds_and_sigterm_deletes() {
     if skip() {
         return;
     }
-    let mut lab = Lab::new("ops", |_| {}, |_, c| c);
-    assert!(lab.registered(SPOKE1), "{}", lab.log(SPOKE1));
-    assert!(lab.registered(SPOKE2), "{}", lab.log(SPOKE2));
+    let mut lab = Lab::new(bins(), "ops", |_, c| c);
+    assert!(
+        lab.registered(SPOKE1, Duration::from_secs(5)),
+        "{}",
+        lab.log(SPOKE1)
+    );
+    assert!(
+        lab.registered(SPOKE2, Duration::from_secs(5)),
+        "{}",
+        lab.log(SPOKE2)
+    );
     assert!(lab.ping(HUB, SPOKE1, 3));
     // spoke1 → spoke2 hairpins at the hub, whose redirect brings a shortcut.
     assert!(lab.ping(SPOKE1, SPOKE2, 1));
@@ -281,7 +75,7 @@ fn metrics_move_clear_crypto_sa_rebuilds_and_sigterm_deletes() {
     // The snapshot the metrics read refreshes every second.
     std::thread::sleep(Duration::from_millis(1100));
 
-    let hub = lab.scrape(HUB);
+    let hub = lab.scrape(HUB, METRICS);
     let s1 = "peer=\"198.18.0.2\"";
     for family in ["dmvpn_peer_packets_total", "dmvpn_peer_bytes_total"] {
         for dir in ["rx", "tx"] {
@@ -334,7 +128,7 @@ fn metrics_move_clear_crypto_sa_rebuilds_and_sigterm_deletes() {
     );
     assert!(value(&hub, "dmvpn_ike_handshake_duration_seconds_sum") > 0.0);
 
-    let spoke = lab.scrape(SPOKE1);
+    let spoke = lab.scrape(SPOKE1, METRICS);
     assert_eq!(
         value(
             &spoke,
@@ -407,14 +201,25 @@ fn the_lab_authenticates_with_certificates() {
             ca.write_router(dir, name, underlay(i).parse().unwrap());
         }
     };
-    let lab = Lab::new("certs", prepare, |site, c| {
+    let mut lab = Lab::prepared(bins(), "certs", prepare, |site, c| {
         c.replace(
             "preSharedKeyFile: dmvpn.psk",
             &format!("certificateFile: {site}.pem\n  privateKeyFile: {site}.key\n  caFile: ca.pem"),
         )
     });
-    assert!(lab.registered(SPOKE1), "{}", lab.log(SPOKE1));
-    assert!(lab.registered(SPOKE2), "{}", lab.log(SPOKE2));
+    for i in 0..SITES.len() {
+        lab.start(i);
+    }
+    assert!(
+        lab.registered(SPOKE1, Duration::from_secs(5)),
+        "{}",
+        lab.log(SPOKE1)
+    );
+    assert!(
+        lab.registered(SPOKE2, Duration::from_secs(5)),
+        "{}",
+        lab.log(SPOKE2)
+    );
     // The hub authenticated spoke1 by its certificate (RFC 7427).
     assert!(lab.wait_log(
         HUB,

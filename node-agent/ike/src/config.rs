@@ -99,6 +99,10 @@ pub struct Config {
     pub retransmit_tries: u32,
     /// Liveness check after this long without hearing from the peer; `None` off.
     pub dpd_interval: Option<Duration>,
+    /// On-demand liveness check (IOS `crypto ikev2 dpd ... on-demand`, RFC 7296 section
+    /// 2.4): after traffic went to the peer and nothing came back for this long, as told by
+    /// [`crate::Engine::traffic`]; `None` off.
+    pub dpd_on_demand: Option<Duration>,
     /// IKE SA lifetimes.
     pub ike_lifetime: Lifetimes,
     /// CHILD_SA lifetimes.
@@ -163,6 +167,7 @@ impl Config {
             retransmit_timeout: Duration::from_secs(1),
             retransmit_tries: 5,
             dpd_interval: Some(Duration::from_secs(30)),
+            dpd_on_demand: None,
             ike_lifetime: Lifetimes {
                 soft: Duration::from_secs(4 * 3600),
                 hard: Duration::from_secs(4 * 3600 + 1800),

@@ -70,6 +70,9 @@ pub struct IkeSaInfo {
     pub initiator: bool,
     /// Whether it is established.
     pub established: bool,
+    /// Whether it is going away: our DELETE is out (RFC 7296 section 1.4.1), or a rekeyed
+    /// successor took over and it only waits for its DELETE (section 2.18).
+    pub deleting: bool,
     /// Whether IKE travels on UDP 4500.
     pub udp_encap: bool,
     /// Its CHILD_SAs: (inbound SPI, outbound SPI).
@@ -159,6 +162,7 @@ impl Engine {
                 spi_r: sa.spi_r,
                 initiator: sa.initiator,
                 established: sa.established(),
+                deleting: sa.deleting || sa.rekeyed,
                 udp_encap: sa.encap,
                 children: sa
                     .children
@@ -258,6 +262,37 @@ impl Engine {
                 c.deleting = true;
                 c.rekey_at = None;
                 sa.queue.push_back(Request::DeleteChild(vec![inbound_spi]));
+            }
+        });
+    }
+
+    /// Tells the engine when ESP last went to `peer` (`sent`) and last came from it
+    /// (`received`), for on-demand liveness checks (RFC 7296 section 2.4, IOS `crypto ikev2
+    /// dpd ... on-demand`): inbound ESP counts as hearing from the peer, and when traffic
+    /// went out after the peer was last heard and it has been silent for
+    /// [`Config::dpd_on_demand`], an empty INFORMATIONAL goes; unanswered after the
+    /// retransmissions, the SA goes down with [`crate::DownReason::PeerDead`].
+    pub fn traffic(
+        &mut self,
+        now: Instant,
+        peer: IpAddr,
+        sent: Option<Instant>,
+        received: Option<Instant>,
+    ) {
+        let Some(idle) = self.ctx.config.dpd_on_demand else {
+            return;
+        };
+        self.with_established(now, peer, |sa| {
+            if let Some(rx) = received {
+                sa.last_heard = sa.last_heard.max(rx);
+            }
+            let waiting = sent.is_some_and(|tx| tx > sa.last_heard);
+            if waiting
+                && now >= sa.last_heard + idle
+                && sa.pending.is_none()
+                && !sa.queue.contains(&Request::Dpd)
+            {
+                sa.queue.push_back(Request::Dpd);
             }
         });
     }

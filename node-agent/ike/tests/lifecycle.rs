@@ -326,3 +326,108 @@ fn simultaneous_initiation_keeps_one_sa_the_same_on_both_sides() {
         "{kept_spoke_initiated} {kept_hub_initiated}"
     );
 }
+
+/// Sent INFORMATIONAL requests and responses of node `i`.
+fn informational_sent(net: &Net, i: usize) -> u64 {
+    net.node(i)
+        .engine
+        .counters()
+        .sent
+        .get(dmvpn_wire::ikev2::ExchangeType::Informational)
+}
+
+/// Runs `net` for `seconds`, telling the spoke each second that ESP went to the hub then and
+/// last came from it at `received`.
+fn traffic_for(net: &mut Net, seconds: u32, received: impl Fn(&Net) -> std::time::Instant) {
+    for _ in 0..seconds {
+        net.run(SECOND);
+        let (now, rx) = (net.now, received(net));
+        net.nodes[1].engine.traffic(now, HUB, Some(now), Some(rx));
+    }
+}
+
+#[test]
+fn on_demand_dead_peer_detection() {
+    // IOS `crypto ikev2 dpd 10 2 on-demand`: no periodic checks, a check after 10 s of
+    // traffic going out and nothing coming back (RFC 7296 section 2.4).
+    let on_demand = |mut c: dmvpn_ike::Config| {
+        c.dpd_interval = None;
+        c.dpd_on_demand = Some(10 * SECOND);
+        c
+    };
+    let established = |seed| {
+        let mut net = Net::pair_with(
+            seed,
+            on_demand(config(HUB, b"s")),
+            on_demand(config(SPOKE, b"s")),
+        );
+        net.nodes[1].engine.initiate(net.now, HUB);
+        net.run(5 * SECOND);
+        assert_eq!(ike_ups(&net.take_events(1)), 1);
+        net
+    };
+    let mut net = established(37);
+    let base = informational_sent(&net, 1);
+    // Idle: no check, however long.
+    net.run(200 * SECOND);
+    assert_eq!(informational_sent(&net, 1), base);
+    // Traffic both ways: no check either.
+    traffic_for(&mut net, 60, |n| n.now);
+    assert_eq!(informational_sent(&net, 1), base);
+    // Traffic out, nothing back: a check after 10 s, answered; the SA stays.
+    let quiet = net.now;
+    traffic_for(&mut net, 9, |_| quiet);
+    assert_eq!(informational_sent(&net, 1), base);
+    traffic_for(&mut net, 2, |_| quiet);
+    assert_eq!(informational_sent(&net, 1), base + 1);
+    traffic_for(&mut net, 5, |_| quiet);
+    assert_eq!(net.node(1).engine.ike_sas().len(), 1);
+    assert!(
+        net.take_events(1)
+            .iter()
+            .all(|e| !matches!(e, Event::IkeSaDown { .. }))
+    );
+
+    // A dead peer: the check and its retransmissions (1 + 2 + 4 + 8 + 16 s) go unanswered
+    // and the SA goes down.
+    let mut net = established(38);
+    net.nodes[0].dead = true;
+    let quiet = net.now;
+    traffic_for(&mut net, 35, |_| quiet);
+    assert!(
+        net.take_events(1)
+            .iter()
+            .all(|e| !matches!(e, Event::IkeSaDown { .. }))
+    );
+    traffic_for(&mut net, 10, |_| quiet);
+    let s = net.take_events(1);
+    assert!(
+        s.iter().any(|e| matches!(
+            e,
+            Event::IkeSaDown {
+                reason: DownReason::PeerDead,
+                ..
+            }
+        )),
+        "{s:?}"
+    );
+    assert!(net.node(1).engine.ike_sas().is_empty());
+}
+
+#[test]
+fn a_deleted_sa_shows_as_deleting_until_its_delete_is_answered() {
+    let mut net = established(39);
+    net.nodes[0].dead = true;
+    let now = net.now;
+    net.nodes[1].engine.delete(now, HUB);
+    let sas = net.node(1).engine.ike_sas();
+    assert_eq!(sas.len(), 1);
+    assert!(sas[0].established && sas[0].deleting, "{sas:?}");
+    // Unanswered, the DELETE is retransmitted (1 + 2 + 4 + 8 + 16 s), then the SA goes.
+    net.run(35 * SECOND);
+    assert!(net.node(1).engine.ike_sas().is_empty());
+    // A live SA is not deleting.
+    let net = established(40);
+    let sas = net.node(1).engine.ike_sas();
+    assert!(sas[0].established && !sas[0].deleting, "{sas:?}");
+}

@@ -141,6 +141,22 @@ impl Engine {
         RETRY_INITIAL + Duration::from_millis(u64::from(self.rng.next_u32() % 1000))
     }
 
+    /// The path to the NHS at `nbma` changed under NHRP (new IPsec SAs after it stopped
+    /// answering or failed a liveness check): the NHS may have lost our registration with
+    /// its SAs, so we register at once (RFC 2332 section 5.2.3 leaves the schedule open): a
+    /// request still waiting for its reply is retransmitted with its backoff started over,
+    /// else a new one goes instead of waiting for the refresh.
+    pub fn nhs_path_changed(&mut self, now: Instant, nbma: IpAddr) {
+        for i in 0..self.nhs.len() {
+            if self.nhs[i].config.nbma != nbma {
+                continue;
+            }
+            let backoff = self.initial_backoff();
+            self.nhs[i].backoff = backoff;
+            self.timers.set(Timer::Registration(i), Some(now));
+        }
+    }
+
     /// The registration timer of NHS `i`: a new request (refresh, or retry after a refusal)
     /// or a retransmission of the pending one, then the next wait with doubled backoff.
     pub(crate) fn registration_timer(&mut self, now: Instant, i: usize) {

@@ -10,6 +10,7 @@
 //! 198.18.0.`i+1` on its router's `wan0`, whose peer `NAME` in the `inet` namespace is a port
 //! of the bridge `inet`, and LAN 192.168.`i+1`.0/24 on `lan0` (router .1, host .10).
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -74,6 +75,25 @@ pub fn lan(i: usize) -> String {
     format!("192.168.{}", i + 1)
 }
 
+/// Site `i`'s underlay address (on its router's `wan0`).
+pub fn underlay(i: usize) -> String {
+    format!("198.18.0.{}", i + 1)
+}
+
+/// Polls `done` every 20 ms for up to `limit`; whether it came true.
+pub fn wait(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A site's lab config: e2e/lab/`template`.yaml with its admin socket `name`.sock in `dir`
 /// (beside a copy of the lab's key file, e2e/lab/dmvpn.psk, and a wrong one, wrong.psk),
 /// and `edit` applied.
@@ -115,8 +135,21 @@ impl Lab {
 
     /// Builds the seed's three sites like [`Lab::new`] without starting any agent.
     pub fn build(bins: Bins, tag: &str, edit: impl Fn(&str, String) -> String) -> Lab {
+        Lab::prepared(bins, tag, |_| {}, edit)
+    }
+
+    /// Builds the seed's three sites like [`Lab::build`] in a fresh folder where `prepare`
+    /// writes extra files (such as certificates) before the configs; starts no agent.
+    pub fn prepared(
+        bins: Bins,
+        tag: &str,
+        prepare: impl FnOnce(&Path),
+        edit: impl Fn(&str, String) -> String,
+    ) -> Lab {
         let dir = std::env::temp_dir().join(format!("dmvpn-lab-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        prepare(&dir);
         let inet = Netns::create("dmvpn-inet").unwrap();
         inet.ip(&["link", "add", "inet", "type", "bridge"]).unwrap();
         inet.link_up("inet").unwrap();
@@ -154,7 +187,7 @@ impl Lab {
             .ip(&["link", "set", name, "master", "inet"])
             .unwrap();
         router
-            .add_addr("wan0", &format!("198.18.0.{}/15", i + 1))
+            .add_addr("wan0", &format!("{}/15", underlay(i)))
             .unwrap();
         router.veth("lan0", &host, "eth0").unwrap();
         router
@@ -252,20 +285,11 @@ impl Lab {
 
     /// Waits up to `limit` for a log line of site `i` containing every one of `parts`.
     pub fn wait_log(&self, i: usize, limit: Duration, parts: &[&str]) -> bool {
-        let end = Instant::now() + limit;
-        loop {
-            if self
-                .log(i)
+        wait(limit, || {
+            self.log(i)
                 .lines()
                 .any(|l| parts.iter().all(|p| l.contains(p)))
-            {
-                return true;
-            }
-            if Instant::now() >= end {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        })
     }
 
     /// The latest value of counter `field` in the `stats` lines of site `i`.
@@ -311,6 +335,56 @@ impl Lab {
             return Err(String::from_utf8_lossy(&out.stderr).into_owned());
         }
         serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+    }
+
+    /// `dmvpnctl <args>` against site `i`'s admin socket: its stdout.
+    ///
+    /// # Panics
+    /// When dmvpnctl fails, with its stderr.
+    pub fn ctl(&self, i: usize, args: &[&str]) -> String {
+        let out = Command::new(&self.bins.dmvpnctl)
+            .arg("--socket")
+            .arg(&self.sites[i].socket)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Site `i`'s IPsec SA pairs (`show crypto ipsec sa`): peer → outbound SPI.
+    pub fn ipsec_sas(&self, i: usize) -> BTreeMap<String, String> {
+        let v = self.show(i, &["crypto", "ipsec", "sa"]);
+        v["sas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|sa| {
+                let s = |k: &str| sa[k].as_str().unwrap().to_owned();
+                (s("peer"), s("outboundSpi"))
+            })
+            .collect()
+    }
+
+    /// Scrapes `url` (a Prometheus text endpoint) with curl inside site `i`'s router
+    /// namespace: series (name and labels as written) → value.
+    pub fn scrape(&self, i: usize, url: &str) -> BTreeMap<String, f64> {
+        let out = self.sites[i]
+            .router
+            .exec("curl", &["-sf", "--max-time", "5", url])
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| {
+                let (series, value) = l.rsplit_once(' ').unwrap();
+                (series.to_owned(), value.parse().unwrap())
+            })
+            .collect()
     }
 
     /// The remote addresses of site `i`'s established IKE SAs.
