@@ -44,7 +44,8 @@ pub trait UdpEndpoint {
     fn local_addr(&self) -> io::Result<SocketAddr>;
 
     /// Receives datagrams into `batch`, each buffer's `addr` set to its source: waits for
-    /// one, then takes the others that are ready; returns their number.
+    /// one, then takes the others that are ready; returns their number. Datagrams the OS
+    /// delivered together (UDP GRO) that do not fit the batch come first in the next call.
     fn recv_batch(
         &mut self,
         batch: &mut PacketBatch,

@@ -8,4 +8,4 @@ mod udp;
 
 pub use route::{DEFAULT_ROUTE_PROTOCOL, LinuxRoutes, MAIN_TABLE};
 pub use tun::LinuxTun;
-pub use udp::LinuxUdp;
+pub use udp::{LinuxUdp, RecvDrops};

@@ -1,5 +1,14 @@
-//! A UDP socket through quinn-udp on tokio: `recvmmsg` fills a batch in one system call,
-//! and UDP GRO (which quinn-udp enables) is split back into datagrams in order.
+//! A UDP socket through quinn-udp on tokio: `recvmmsg` takes up to [`RECV_BATCH`] messages
+//! in one system call, and UDP GRO (which quinn-udp enables) is split back into datagrams
+//! in order.
+//!
+//! With UDP GRO the kernel may coalesce up to 64 datagrams of a flow (from a NIC, a veth
+//! with GRO, or a local GSO send) into one message of up to 64 KiB, more than a batch
+//! buffer holds. Messages are therefore received into buffers of [`MAX_MESSAGE`] bytes,
+//! which no UDP message exceeds, allocated once, and their datagrams copied into the
+//! batch; those that do not fit stay for the next `recv_batch`. A datagram is never handed
+//! up cut: one longer than a batch buffer, or a message that fills its buffer (so may have
+//! been truncated), is dropped and counted ([`RecvDrops`]).
 //!
 //! Sending uses UDP GSO (Linux `UDP_SEGMENT`, which quinn-udp drives through
 //! `Transmit::segment_size`): a run of equal-sized datagrams to one peer is copied into one
@@ -15,17 +24,21 @@ use tokio::io::Interest;
 use crate::batch::{DEFAULT_PACKET_CAPACITY, PacketBatch, PacketBuf};
 use crate::os::UdpEndpoint;
 
-/// The most datagrams one `recvmmsg` takes.
+/// The most messages one `recvmmsg` takes.
 const RECV_BATCH: usize = 32;
 
-/// The most datagrams one GSO send carries. A receiving agent takes up to its batch size
-/// divided by this many messages per `recvmmsg`, so that the datagrams of coalesced ones
-/// (UDP GRO) all find a slot of the batch.
+/// The receive buffer of one message: more than any UDP message the kernel hands up, as
+/// the 16-bit IP and UDP length fields (RFC 768) bound a datagram's payload to 65527 bytes
+/// and the kernel ends UDP GRO before a coalesced message reaches 64 KiB with its headers.
+/// A message that fills it was truncated.
+const MAX_MESSAGE: usize = 1 << 16;
+
+/// The most datagrams one GSO send carries: a peer's batch holds the datagrams of several
+/// coalesced runs (UDP GRO) at once.
 const GSO_MAX_SEGMENTS: usize = 8;
 
-/// The most bytes one GSO send carries. A receiving agent's socket has UDP GRO on, so the
-/// kernel may hand it a whole run in one receive buffer: a run fits the buffer of a peer
-/// with the default packet capacity, or its tail would be truncated.
+/// The most bytes one GSO send carries: a run fits the receive buffer of agents that
+/// received into batch buffers of the default packet capacity, which would have cut it.
 const GSO_MAX_BYTES: usize = DEFAULT_PACKET_CAPACITY;
 
 /// A UDP socket on the underlay.
@@ -35,6 +48,7 @@ pub struct LinuxUdp {
     state: UdpSocketState,
     /// Where a GSO run's datagrams are copied back to back (allocated once).
     gso: Vec<u8>,
+    rx: Received,
 }
 
 impl LinuxUdp {
@@ -56,7 +70,13 @@ impl LinuxUdp {
             sock: tokio::net::UdpSocket::from_std(std)?,
             state,
             gso: Vec::with_capacity(GSO_MAX_BYTES),
+            rx: Received::new(),
         })
+    }
+
+    /// The datagrams received but not handed up so far, by reason.
+    pub fn recv_drops(&self) -> RecvDrops {
+        self.rx.drops
     }
 
     /// Sends one datagram, or a GSO run cut into datagrams of `segment_size` bytes (the last
@@ -115,45 +135,114 @@ fn gso_run_end(bufs: &[PacketBuf], start: usize, max_segments: usize, max_bytes:
     end
 }
 
-/// Spreads the datagrams GRO coalesced into one buffer (`stride` bytes each) over the
-/// following slots, keeping their order; returns the number of datagrams. Segments beyond
-/// the slots are dropped.
-fn split_gro(slots: &mut [PacketBuf], metas: &[RecvMeta], n: usize) -> usize {
-    let segments = |m: &RecvMeta| {
-        if m.stride == 0 {
-            1
-        } else {
-            m.len.div_ceil(m.stride).max(1)
+/// Datagrams a [`LinuxUdp`] received but did not hand up, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecvDrops {
+    /// Datagrams the kernel cut to fit a receive buffer (the message filled it, so its
+    /// last datagram may be short of its real length).
+    pub truncated: u64,
+    /// Datagrams longer than a batch buffer's packet capacity.
+    pub oversize: u64,
+}
+
+/// Where the next datagram to hand up is in the received messages: a message and the
+/// number of its (GRO) segments already handed up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Cursor {
+    message: usize,
+    segment: usize,
+}
+
+/// Copies the datagrams of received messages into `slots`, in order, from `at` on, and
+/// moves `at` past them; returns the number of slots filled. Message `i` (`metas[i]`) is
+/// in `regions[i * region..]`; one UDP GRO coalesced (`stride` bytes a datagram, the last
+/// may be shorter) is split back into its datagrams. What does not fit in `slots` stays
+/// for the next call. A message that fills its region may have been cut: its last datagram
+/// is counted as truncated and dropped; a datagram longer than its slot is counted as
+/// oversize and dropped.
+fn split_messages(
+    regions: &[u8],
+    region: usize,
+    metas: &[RecvMeta],
+    at: &mut Cursor,
+    slots: &mut [PacketBuf],
+    drops: &mut RecvDrops,
+) -> usize {
+    let mut filled = 0;
+    while let Some(m) = metas.get(at.message) {
+        let len = m.len.min(region);
+        let stride = if m.stride == 0 { len } else { m.stride };
+        let segments = if len == 0 { 1 } else { len.div_ceil(stride) };
+        let base = at.message * region;
+        while at.segment < segments {
+            let from = at.segment.saturating_mul(stride);
+            let to = from.saturating_add(stride).min(len);
+            if at.segment + 1 == segments && m.len >= region {
+                drops.truncated += 1;
+                at.segment += 1;
+                continue;
+            }
+            let Some(slot) = slots.get_mut(filled) else {
+                return filled;
+            };
+            at.segment += 1;
+            let bytes = regions.get(base + from..base + to).unwrap_or(&[]);
+            if slot.load(bytes) {
+                slot.addr = Some(m.addr);
+                filled += 1;
+            } else {
+                drops.oversize += 1;
+            }
         }
-    };
-    let mut starts = [0usize; RECV_BATCH];
-    let mut total = 0;
-    for (i, m) in metas.iter().take(n).enumerate() {
-        starts[i] = total;
-        total += segments(m);
+        *at = Cursor {
+            message: at.message + 1,
+            segment: 0,
+        };
     }
-    // From the back, so that each move goes to a slot already vacated.
-    for i in (0..n).rev() {
-        let m = &metas[i];
-        let dest = starts[i];
-        if dest >= slots.len() {
-            continue;
+    filled
+}
+
+/// Received messages and how far they have been handed up: the receive buffers, one region
+/// of [`MAX_MESSAGE`] bytes per message of a `recvmmsg` (allocated once, at bind).
+#[derive(Debug)]
+struct Received {
+    regions: Vec<u8>,
+    metas: [RecvMeta; RECV_BATCH],
+    /// The messages in `regions` (`metas[..count]`).
+    count: usize,
+    at: Cursor,
+    drops: RecvDrops,
+}
+
+impl Received {
+    fn new() -> Self {
+        Received {
+            regions: vec![0; RECV_BATCH * MAX_MESSAGE],
+            metas: [RecvMeta::default(); RECV_BATCH],
+            count: 0,
+            at: Cursor::default(),
+            drops: RecvDrops::default(),
         }
-        slots.swap(i, dest);
-        let stride = if m.stride == 0 { m.len } else { m.stride };
-        let (head, tail) = slots.split_at_mut(dest + 1);
-        let src = &mut head[dest];
-        for (k, slot) in tail.iter_mut().take(segments(m) - 1).enumerate() {
-            let from = (k + 1) * stride;
-            let len = stride.min(m.len - from);
-            let bytes = src.read_area().get(from..from + len).unwrap_or(&[]);
-            slot.load(bytes);
-            slot.addr = Some(m.addr);
-        }
-        src.set_read(stride.min(m.len));
-        src.addr = Some(m.addr);
     }
-    total.min(slots.len())
+
+    /// Hands up datagrams still held into `slots`; returns their number. Once all are, the
+    /// regions are free for the next receive.
+    fn drain(&mut self, slots: &mut [PacketBuf]) -> usize {
+        let metas = self.metas.get(..self.count).unwrap_or(&[]);
+        let n = split_messages(
+            &self.regions,
+            MAX_MESSAGE,
+            metas,
+            &mut self.at,
+            slots,
+            &mut self.drops,
+        );
+        if self.at.message >= self.count {
+            self.count = 0;
+            self.at = Cursor::default();
+        }
+        n
+    }
 }
 
 impl UdpEndpoint for LinuxUdp {
@@ -162,28 +251,43 @@ impl UdpEndpoint for LinuxUdp {
     }
 
     async fn recv_batch(&mut self, batch: &mut PacketBatch) -> io::Result<usize> {
-        let mut metas = [RecvMeta::default(); RECV_BATCH];
-        let messages = (batch.max() / GSO_MAX_SEGMENTS).clamp(1, RECV_BATCH);
-        let n = {
-            let slots = batch.read_slots();
-            let mut it = slots.iter_mut();
-            let mut iovs: [IoSliceMut<'_>; RECV_BATCH] = core::array::from_fn(|_| {
-                IoSliceMut::new(match it.next() {
-                    Some(b) => b.read_area(),
-                    None => &mut [],
-                })
-            });
+        let slots = batch.read_slots();
+        let mut filled = self.rx.drain(slots);
+        loop {
+            let free = slots.len().saturating_sub(filled).min(RECV_BATCH);
+            if free == 0 {
+                break;
+            }
+            let wait = filled == 0;
+            let rx = &mut self.rx;
+            let mut regions = rx.regions.chunks_mut(MAX_MESSAGE);
+            let mut iovs: [IoSliceMut<'_>; RECV_BATCH] =
+                core::array::from_fn(|_| IoSliceMut::new(regions.next().unwrap_or_default()));
             let (sock, state) = (&self.sock, &self.state);
-            sock.async_io(Interest::READABLE, || {
-                let iovs = iovs.get_mut(..messages).unwrap_or_default();
-                let metas = metas.get_mut(..messages).unwrap_or_default();
+            let recv = || {
+                let iovs = iovs.get_mut(..free).unwrap_or_default();
+                let metas = rx.metas.get_mut(..free).unwrap_or_default();
                 state.recv(sock.into(), iovs, metas)
-            })
-            .await?
-        };
-        let total = split_gro(batch.read_slots_filled(), &metas, n);
-        batch.set_len(total);
-        Ok(total)
+            };
+            // Datagrams held from the last call are handed up now: only what is ready
+            // joins them.
+            let n = if wait {
+                sock.async_io(Interest::READABLE, recv).await?
+            } else {
+                match sock.try_io(Interest::READABLE, recv) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                    r => r?,
+                }
+            };
+            self.rx.count = n;
+            filled += self.rx.drain(slots.get_mut(filled..).unwrap_or_default());
+            // Waited, but every datagram received was dropped: wait again.
+            if !wait || filled > 0 {
+                break;
+            }
+        }
+        batch.set_len(filled);
+        Ok(filled)
     }
 
     async fn send_batch(&mut self, batch: &PacketBatch) -> io::Result<usize> {
@@ -318,19 +422,141 @@ mod tests {
         );
     }
 
+    /// Messages in regions of `REGION` bytes: each a list of datagrams (byte, length),
+    /// coalesced with the first one's length as stride.
+    const REGION: usize = 64;
+
+    fn messages(msgs: &[(&[(u8, usize)], u16)]) -> (Vec<u8>, Vec<RecvMeta>) {
+        let mut regions = vec![0; msgs.len() * REGION];
+        let mut metas = Vec::new();
+        for (i, (datagrams, port)) in msgs.iter().enumerate() {
+            let mut at = i * REGION;
+            for &(byte, len) in *datagrams {
+                regions[at..at + len].fill(byte);
+                at += len;
+            }
+            metas.push(meta(at - i * REGION, datagrams[0].1, *port));
+        }
+        (regions, metas)
+    }
+
+    fn split(
+        regions: &[u8],
+        metas: &[RecvMeta],
+        at: &mut Cursor,
+        slots: usize,
+        capacity: usize,
+        drops: &mut RecvDrops,
+    ) -> Vec<(Vec<u8>, u16)> {
+        let mut batch = PacketBatch::new(slots, capacity);
+        let n = split_messages(regions, REGION, metas, at, batch.read_slots(), drops);
+        batch.set_len(n);
+        batch
+            .bufs()
+            .iter()
+            .map(|b| (b.packet().to_vec(), b.addr.unwrap().port()))
+            .collect()
+    }
+
     #[test]
     fn gro_segments_keep_their_order() {
-        let mut batch = PacketBatch::new(6, 64);
-        let slots = batch.read_slots();
-        // Slot 0: three 4-byte datagrams coalesced (the last short); slot 1: one datagram.
-        slots[0].read_area()[..10].copy_from_slice(&[1, 1, 1, 1, 2, 2, 2, 2, 3, 3]);
-        slots[1].read_area()[..2].copy_from_slice(&[4, 4]);
-        let metas = [meta(10, 4, 1), meta(2, 2, 2)];
-        let n = split_gro(batch.read_slots_filled(), &metas, 2);
-        assert_eq!(n, 4);
-        batch.set_len(n);
-        let got: Vec<&[u8]> = batch.bufs().iter().map(PacketBuf::packet).collect();
-        assert_eq!(got, [&[1u8, 1, 1, 1][..], &[2, 2, 2, 2], &[3, 3], &[4, 4]]);
-        assert_eq!(batch.bufs()[3].addr.unwrap().port(), 2);
+        // Message 0: three 4-byte datagrams coalesced (the last short); message 1: one.
+        let (regions, metas) = messages(&[(&[(1, 4), (2, 4), (3, 2)], 1), (&[(4, 2)], 2)]);
+        let (mut at, mut drops) = (Cursor::default(), RecvDrops::default());
+        let got = split(&regions, &metas, &mut at, 6, 64, &mut drops);
+        assert_eq!(
+            got,
+            [
+                (vec![1; 4], 1),
+                (vec![2; 4], 1),
+                (vec![3; 2], 1),
+                (vec![4; 2], 2)
+            ]
+        );
+        assert_eq!(at.message, 2);
+        assert_eq!(drops, RecvDrops::default());
+    }
+
+    #[test]
+    fn segments_beyond_the_slots_carry_over_to_the_next_call() {
+        // 7 datagrams in two messages over batches of 3 slots: 3, 3, then 1; none lost.
+        let (regions, metas) = messages(&[
+            (&[(1, 8), (2, 8), (3, 8), (4, 8), (5, 3)], 1),
+            (&[(6, 5), (7, 5)], 2),
+        ]);
+        let (mut at, mut drops) = (Cursor::default(), RecvDrops::default());
+        let mut got = Vec::new();
+        let mut calls = 0;
+        while at.message < metas.len() {
+            let part = split(&regions, &metas, &mut at, 3, 64, &mut drops);
+            assert!(!part.is_empty() && part.len() <= 3);
+            got.extend(part);
+            calls += 1;
+        }
+        assert_eq!(calls, 3);
+        let bytes: Vec<u8> = got.iter().map(|(p, _)| p[0]).collect();
+        assert_eq!(bytes, [1, 2, 3, 4, 5, 6, 7]);
+        let lens: Vec<usize> = got.iter().map(|(p, _)| p.len()).collect();
+        assert_eq!(lens, [8, 8, 8, 8, 3, 5, 5]);
+        assert_eq!(got[5].1, 2);
+        assert_eq!(drops, RecvDrops::default());
+        // Drained: no slot is filled from nothing.
+        assert!(split(&regions, &metas, &mut at, 3, 64, &mut drops).is_empty());
+    }
+
+    #[test]
+    fn a_message_that_fills_its_buffer_loses_only_its_last_datagram() {
+        // 16-byte datagrams filling the 64-byte region: the kernel may have cut the fourth.
+        let (regions, metas) = messages(&[(&[(1, 16), (2, 16), (3, 16), (4, 16)], 1)]);
+        let (mut at, mut drops) = (Cursor::default(), RecvDrops::default());
+        let got = split(&regions, &metas, &mut at, 8, 64, &mut drops);
+        let bytes: Vec<u8> = got.iter().map(|(p, _)| p[0]).collect();
+        assert_eq!(bytes, [1, 2, 3]);
+        assert_eq!(
+            drops,
+            RecvDrops {
+                truncated: 1,
+                oversize: 0
+            }
+        );
+        // A single datagram that fills it is dropped whole.
+        let (regions, metas) = messages(&[(&[(5, 64)], 1), (&[(6, 10)], 1)]);
+        let mut at = Cursor::default();
+        let got = split(&regions, &metas, &mut at, 8, 64, &mut drops);
+        assert_eq!(got, [(vec![6; 10], 1)]);
+        assert_eq!(drops.truncated, 2);
+    }
+
+    #[test]
+    fn datagrams_longer_than_a_slot_are_dropped_and_counted() {
+        // Slots of 10 bytes: the 12-byte datagrams go, the 6-byte ones arrive in order.
+        let (regions, metas) = messages(&[
+            (&[(1, 12), (2, 12)], 1),
+            (&[(3, 6), (4, 6)], 1),
+            (&[(5, 12)], 1),
+        ]);
+        let (mut at, mut drops) = (Cursor::default(), RecvDrops::default());
+        let got = split(&regions, &metas, &mut at, 8, 10, &mut drops);
+        assert_eq!(got, [(vec![3; 6], 1), (vec![4; 6], 1)]);
+        assert_eq!(
+            drops,
+            RecvDrops {
+                truncated: 0,
+                oversize: 3
+            }
+        );
+    }
+
+    #[test]
+    fn hostile_metadata_never_reads_outside_its_message() {
+        // An empty datagram is one datagram; a zero or huge stride is one datagram; a
+        // length beyond the region is cut to it (and counted as truncated).
+        let regions = vec![9; 3 * REGION];
+        let metas = [meta(0, 0, 1), meta(20, usize::MAX, 1), meta(1000, 0, 1)];
+        let (mut at, mut drops) = (Cursor::default(), RecvDrops::default());
+        let got = split(&regions, &metas, &mut at, 8, 64, &mut drops);
+        assert_eq!(got, [(vec![], 1), (vec![9; 20], 1)]);
+        assert_eq!(drops.truncated, 1);
+        assert_eq!(at.message, 3);
     }
 }
