@@ -28,16 +28,7 @@ fn seed_lab_registers_routes_shortcuts_restarts_and_cleans_up() {
         return;
     }
     let mut lab = Lab::new(bins(), "seed", |_, c| c);
-    assert!(
-        lab.registered(SPOKE1, Duration::from_secs(5)),
-        "{}",
-        lab.log(SPOKE1)
-    );
-    assert!(
-        lab.registered(SPOKE2, Duration::from_secs(5)),
-        "{}",
-        lab.log(SPOKE2)
-    );
+    lab.assert_spokes_registered(Duration::from_secs(5));
     // Each spoke registered over its own IKE SA with the hub (UDP 4500: forced encapsulation).
     for spoke in ["198.18.0.2:4500", "198.18.0.3:4500"] {
         assert!(

@@ -53,16 +53,7 @@ fn metrics_move_clear_crypto_sa_rebuilds_and_sigterm_deletes() {
         return;
     }
     let mut lab = Lab::new(bins(), "ops", |_, c| c);
-    assert!(
-        lab.registered(SPOKE1, Duration::from_secs(5)),
-        "{}",
-        lab.log(SPOKE1)
-    );
-    assert!(
-        lab.registered(SPOKE2, Duration::from_secs(5)),
-        "{}",
-        lab.log(SPOKE2)
-    );
+    lab.assert_spokes_registered(Duration::from_secs(5));
     assert!(lab.ping(HUB, SPOKE1, 3));
     // spoke1 → spoke2 hairpins at the hub, whose redirect brings a shortcut.
     assert!(lab.ping(SPOKE1, SPOKE2, 1));
@@ -210,16 +201,7 @@ fn the_lab_authenticates_with_certificates() {
     for i in 0..SITES.len() {
         lab.start(i);
     }
-    assert!(
-        lab.registered(SPOKE1, Duration::from_secs(5)),
-        "{}",
-        lab.log(SPOKE1)
-    );
-    assert!(
-        lab.registered(SPOKE2, Duration::from_secs(5)),
-        "{}",
-        lab.log(SPOKE2)
-    );
+    lab.assert_spokes_registered(Duration::from_secs(5));
     // The hub authenticated spoke1 by its certificate (RFC 7427).
     assert!(lab.wait_log(
         HUB,

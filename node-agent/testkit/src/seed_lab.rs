@@ -418,6 +418,14 @@ impl Lab {
         self.wait_log(i, limit, &["registered with NHS"])
     }
 
+    /// Asserts that both spokes register with the hub within `limit`, showing the log of
+    /// the one that did not.
+    pub fn assert_spokes_registered(&self, limit: Duration) {
+        for spoke in [SPOKE1, SPOKE2] {
+            assert!(self.registered(spoke, limit), "{}", self.log(spoke));
+        }
+    }
+
     /// The routes the agent of site `i` installed (protocol 212).
     pub fn routes(&self, i: usize) -> String {
         self.sites[i]
