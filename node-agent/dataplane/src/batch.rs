@@ -87,6 +87,11 @@ impl PacketBuf {
         self.start
     }
 
+    /// The whole buffer, headroom and tailroom included.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
     /// The whole buffer, for code that writes around the packet (ESP seals a packet at
     /// `start()` into the bytes before and after it).
     pub fn data_mut(&mut self) -> &mut [u8] {

@@ -9,8 +9,9 @@
 //!   replication, MSS clamping ([`mss`]), ICMP for path MTU discovery ([`icmp`]), counters
 //!   ([`counters`]), overhead arithmetic ([`overhead`]).
 //! - The OS side ([`os`]): traits for the TUN device, UDP endpoints and the routing table,
-//!   in-memory fakes, Linux implementations (tun-rs, quinn-udp, rtnetlink; tokio), and the
-//!   idempotent route reconciler.
+//!   in-memory fakes, Linux implementations (tun-rs with TUN offloads: GSO super-packets
+//!   split on read, GRO on write; quinn-udp with `recvmmsg`, UDP GRO and GSO; rtnetlink;
+//!   tokio), and the idempotent route reconciler.
 //!
 //! Steady state allocates nothing per packet: buffers are reused and swapped between
 //! batches, and ESP seals and opens in place in the buffer's head- and tailroom

@@ -20,28 +20,9 @@ use dmvpn_dataplane::os::{OsRoute, RouteTable, TunDevice, UdpEndpoint, reconcile
 use dmvpn_dataplane::{Forwarder, ForwarderConfig, GreInUdp, Output, PacketBatch};
 use dmvpn_nhrp::{Config, Engine, NhsConfig, Prefix, Role, SplitMix64};
 
+use common::netns::{Netns, ip, is_root};
+
 const CHILD: &str = "DMVPN_DATAPLANE_NETNS_CHILD";
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-    })
-}
-
-fn ip(args: &[&str]) {
-    let status = Command::new("ip").args(args).status().expect("run ip");
-    assert!(status.success(), "ip {args:?}");
-}
-
-/// Deletes the namespace however the test ends.
-struct Netns(String);
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 #[test]
 fn tun_and_udp_move_a_packet_each_way_in_a_namespace() {

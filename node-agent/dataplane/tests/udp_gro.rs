@@ -11,8 +11,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use dmvpn_dataplane::PacketBatch;
-use dmvpn_dataplane::os::UdpEndpoint;
-use dmvpn_dataplane::os::linux::{LinuxUdp, RecvDrops};
+use dmvpn_dataplane::os::linux::LinuxUdp;
+use dmvpn_dataplane::os::{RecvDrops, UdpEndpoint};
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 
 /// Datagrams a run: more than the 8 of the agent's own GSO sends.
@@ -101,7 +101,7 @@ async fn coalesced_runs_arrive_whole_and_in_order_over_small_batches() {
     }
     assert_eq!(got.len(), want.len());
     assert!(got == want, "a datagram was lost, cut or reordered");
-    assert_eq!(agent.recv_drops(), RecvDrops::default());
+    assert_eq!(agent.drops(), RecvDrops::default());
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -120,7 +120,7 @@ async fn a_datagram_longer_than_a_buffer_is_dropped_and_counted() {
     let got: Vec<Vec<u8>> = batch.bufs().iter().map(|b| b.packet().to_vec()).collect();
     assert_eq!(got, [vec![2; 100]]);
     assert_eq!(
-        agent.recv_drops(),
+        agent.drops(),
         RecvDrops {
             truncated: 0,
             oversize: 1

@@ -33,6 +33,29 @@ pub trait TunDevice {
     /// Writes every packet of `batch`; returns the number written.
     fn send_batch(&mut self, batch: &PacketBatch)
     -> impl Future<Output = io::Result<usize>> + Send;
+
+    /// The reads dropped so far, by reason (none where nothing can be lost).
+    fn drops(&self) -> TunDrops {
+        TunDrops::default()
+    }
+}
+
+/// What a [`TunDevice`] read but did not hand up, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TunDrops {
+    /// Reads that could not be split into packets (a virtio-net header refused, a packet
+    /// longer than a buffer): the read is dropped, the device goes on.
+    pub unsplit: u64,
+}
+
+/// What a [`UdpEndpoint`] received but did not hand up, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecvDrops {
+    /// Datagrams the kernel cut to fit a receive buffer (the message filled it, so its
+    /// last datagram may be short of its real length).
+    pub truncated: u64,
+    /// Datagrams longer than a batch buffer's packet capacity.
+    pub oversize: u64,
 }
 
 /// A UDP socket on the underlay.
@@ -55,6 +78,12 @@ pub trait UdpEndpoint {
     /// (datagrams without an address or refused by the OS are skipped).
     fn send_batch(&mut self, batch: &PacketBatch)
     -> impl Future<Output = io::Result<usize>> + Send;
+
+    /// The datagrams received but not handed up so far, by reason (none where nothing can
+    /// be lost).
+    fn drops(&self) -> RecvDrops {
+        RecvDrops::default()
+    }
 }
 
 /// A route as the OS holds it (with the implementation's protocol marker and table): into

@@ -4,6 +4,8 @@
 //! plays the IKE engine: each `NeedSa` gets a fixed-key AES-256-GCM pair on both routers.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod netns;
+
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::pin;

@@ -1,11 +1,13 @@
-//! Linux implementations of the OS traits: the TUN device through tun-rs, UDP through
-//! quinn-udp (`recvmmsg`, GRO) on a tokio socket, routes through rtnetlink. They need a
-//! tokio runtime with IO enabled.
+//! Linux implementations of the OS traits: the TUN device through tun-rs (with TUN
+//! offloads: GSO super-packets split on read, GRO on write), UDP through quinn-udp
+//! (`recvmmsg`, GRO, GSO) on a tokio socket, routes through rtnetlink. They need a tokio
+//! runtime with IO enabled.
 
+mod link;
 mod route;
 mod tun;
 mod udp;
 
 pub use route::{DEFAULT_ROUTE_PROTOCOL, LinuxRoutes, MAIN_TABLE};
-pub use tun::LinuxTun;
-pub use udp::{LinuxUdp, RecvDrops};
+pub use tun::{LinuxTun, SEGMENTS, TunWrites};
+pub use udp::{LinuxUdp, SOCKET_BUFFER};

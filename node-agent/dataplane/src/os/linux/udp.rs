@@ -21,8 +21,8 @@ use std::io::{self, IoSliceMut};
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 use tokio::io::Interest;
 
-use crate::batch::{DEFAULT_PACKET_CAPACITY, PacketBatch, PacketBuf};
-use crate::os::UdpEndpoint;
+use crate::batch::{PacketBatch, PacketBuf};
+use crate::os::{RecvDrops, UdpEndpoint};
 
 /// The most messages one `recvmmsg` takes.
 const RECV_BATCH: usize = 32;
@@ -33,13 +33,22 @@ const RECV_BATCH: usize = 32;
 /// A message that fills it was truncated.
 const MAX_MESSAGE: usize = 1 << 16;
 
-/// The most datagrams one GSO send carries: a peer's batch holds the datagrams of several
-/// coalesced runs (UDP GRO) at once.
-const GSO_MAX_SEGMENTS: usize = 8;
+/// The most datagrams one GSO send carries: the kernel's `UDP_MAX_SEGMENTS` (64 before
+/// Linux 6.2 raised it to 128), the most quinn-udp uses. A TUN read of a 64 KiB TCP
+/// super-packet yields about 45 datagrams, which leave in one send.
+const GSO_MAX_SEGMENTS: usize = 64;
 
-/// The most bytes one GSO send carries: a run fits the receive buffer of agents that
-/// received into batch buffers of the default packet capacity, which would have cut it.
-const GSO_MAX_BYTES: usize = DEFAULT_PACKET_CAPACITY;
+/// The most bytes one GSO send carries: the kernel refuses a send whose payload does not
+/// fit one IPv4 datagram's 16-bit total length (65535 less the 20-byte IPv4 and 8-byte UDP
+/// headers, RFC 791 and RFC 768). A peer receiving with UDP GRO takes such a run whole into
+/// one [`MAX_MESSAGE`] region.
+const GSO_MAX_BYTES: usize = 65_535 - 20 - 8;
+
+/// The socket buffer asked for each way: room for a few hundred full-sized datagrams (a
+/// dozen GSO runs) while the agent is busy elsewhere. The kernel's default (about 200 KiB)
+/// holds three runs, and a receive buffer that overflows drops a whole coalesced message.
+/// wireguard-go asks for 7 MiB for the same reason.
+pub const SOCKET_BUFFER: usize = 4 << 20;
 
 /// A UDP socket on the underlay.
 #[derive(Debug)]
@@ -63,6 +72,7 @@ impl LinuxUdp {
             Some(socket2::Protocol::UDP),
         )?;
         sock.set_nonblocking(true)?;
+        grow_buffers(&sock);
         sock.bind(&addr.into())?;
         let std: std::net::UdpSocket = sock.into();
         let state = UdpSocketState::new((&std).into())?;
@@ -72,11 +82,6 @@ impl LinuxUdp {
             gso: Vec::with_capacity(GSO_MAX_BYTES),
             rx: Received::new(),
         })
-    }
-
-    /// The datagrams received but not handed up so far, by reason.
-    pub fn recv_drops(&self) -> RecvDrops {
-        self.rx.drops
     }
 
     /// Sends one datagram, or a GSO run cut into datagrams of `segment_size` bytes (the last
@@ -99,6 +104,19 @@ impl LinuxUdp {
             state.try_send(sock.into(), &transmit)
         })
         .await
+    }
+}
+
+/// Asks for [`SOCKET_BUFFER`] each way, best effort: `SO_RCVBUFFORCE` and `SO_SNDBUFFORCE`
+/// (`CAP_NET_ADMIN`, which the agent holds for its TUN device) pass `net.core.rmem_max` and
+/// `wmem_max`; without the capability `SO_RCVBUF` and `SO_SNDBUF` are capped at them.
+fn grow_buffers(sock: &socket2::Socket) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    if setsockopt(sock, sockopt::RcvBufForce, &SOCKET_BUFFER).is_err() {
+        let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
+    }
+    if setsockopt(sock, sockopt::SndBufForce, &SOCKET_BUFFER).is_err() {
+        let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
     }
 }
 
@@ -133,16 +151,6 @@ fn gso_run_end(bufs: &[PacketBuf], start: usize, max_segments: usize, max_bytes:
         }
     }
     end
-}
-
-/// Datagrams a [`LinuxUdp`] received but did not hand up, by reason.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RecvDrops {
-    /// Datagrams the kernel cut to fit a receive buffer (the message filled it, so its
-    /// last datagram may be short of its real length).
-    pub truncated: u64,
-    /// Datagrams longer than a batch buffer's packet capacity.
-    pub oversize: u64,
 }
 
 /// Where the next datagram to hand up is in the received messages: a message and the
@@ -248,6 +256,10 @@ impl Received {
 impl UdpEndpoint for LinuxUdp {
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.sock.local_addr()
+    }
+
+    fn drops(&self) -> RecvDrops {
+        self.rx.drops
     }
 
     async fn recv_batch(&mut self, batch: &mut PacketBatch) -> io::Result<usize> {
@@ -397,28 +409,30 @@ mod tests {
     }
 
     #[test]
-    fn gso_runs_fit_a_peer_receive_buffer_and_batch() {
-        // ESP-in-UDP datagrams of a 1400-byte tunnel MTU: a run never exceeds what a peer's
-        // default-sized buffer takes whole from UDP GRO.
+    fn gso_runs_fit_one_datagram_and_a_peer_receive_region() {
+        // ESP-in-UDP datagrams of a 1400-byte tunnel MTU (a TUN read of a 64 KiB TCP
+        // super-packet and more): a run never exceeds one IPv4 datagram, which a peer's
+        // receive region takes whole from UDP GRO.
         let mut bufs = Vec::new();
-        for _ in 0..64 {
+        for _ in 0..100 {
             let mut b = PacketBuf::new(1500);
             assert!(b.load(&[0; 1466]));
             b.addr = Some(SocketAddr::from(([198, 18, 0, 9], 4500)));
             bufs.push(b);
         }
-        for (start, end) in runs(&bufs, GSO_MAX_SEGMENTS, GSO_MAX_BYTES) {
-            assert!((end - start) * 1466 <= DEFAULT_PACKET_CAPACITY);
-            assert_eq!(
-                end - start,
-                (DEFAULT_PACKET_CAPACITY / 1466).min(64 - start)
-            );
+        let per_run = GSO_MAX_BYTES / 1466;
+        assert_eq!(per_run, 44);
+        let got = runs(&bufs, GSO_MAX_SEGMENTS, GSO_MAX_BYTES);
+        assert_eq!(got, [(0, 44), (44, 88), (88, 100)]);
+        for (start, end) in got {
+            assert!((end - start) * 1466 <= GSO_MAX_BYTES);
+            assert!((end - start) * 1466 < MAX_MESSAGE);
         }
         // Small datagrams (TCP acknowledgements): GSO_MAX_SEGMENTS a run.
-        let acks = datagrams(&[(60, 1); 20]);
+        let acks = datagrams(&[(60, 1); 150]);
         assert_eq!(
             runs(&acks, GSO_MAX_SEGMENTS, GSO_MAX_BYTES),
-            [(0, 8), (8, 16), (16, 20)]
+            [(0, 64), (64, 128), (128, 150)]
         );
     }
 
