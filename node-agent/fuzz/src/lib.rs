@@ -8,6 +8,7 @@
 
 pub mod dataplane;
 pub mod esp_sa;
+pub mod forwarder;
 pub mod ike_auth_data;
 pub mod ike_engine;
 pub mod ike_fragment;

@@ -70,3 +70,8 @@ fn ike_fragment_seeds() {
 fn ike_engine_seeds() {
     replay("ike_engine", dmvpn_fuzz::ike_engine::check);
 }
+
+#[test]
+fn forwarder_seeds() {
+    replay("forwarder", dmvpn_fuzz::forwarder::check);
+}
