@@ -301,8 +301,12 @@ where
             tracing::error!(error = %e, "metrics listener failed");
         }
     });
+    // TUN offloads: GSO super-packets read, writes coalesced (GRO); without them one
+    // packet per system call.
+    let tun_offload = driver.os_mut().tun.offload();
     tracing::info!(
         interface = %settings.interface,
+        tun_offload,
         tunnel = %settings.tunnel_address,
         underlay = %settings.underlay,
         mtu = settings.mtu,
@@ -341,6 +345,7 @@ impl crate::kube::Platform for LinuxPlatform {
             settings.mtu,
         )?;
         let ifindex = tun.if_index()?;
+        tracing::info!(interface = %settings.interface, tun_offload = tun.offload(), "TUN device up");
         Ok((tun, ifindex))
     }
 

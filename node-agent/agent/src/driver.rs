@@ -27,10 +27,12 @@ use tokio::sync::{mpsc, watch};
 
 use crate::admin::AdminCommand;
 use crate::ipsec::KeyExchange;
-use crate::snapshot::{PeerTraffic, RouterSnapshot};
+use crate::snapshot::{OsDrops, PeerTraffic, RouterSnapshot};
 
-/// Packets moved per batch.
-pub const BATCH: usize = 64;
+/// Packets moved per batch: as many as one TUN read yields at most (a 64 KiB GSO
+/// super-packet split into MTU-sized packets, `dmvpn_dataplane::os::linux::SEGMENTS`), so
+/// that a super-packet crosses the forwarder in one pass and leaves in one GSO send.
+pub const BATCH: usize = 128;
 /// The longest a published snapshot goes without a refresh.
 pub const SNAPSHOT_REFRESH: Duration = Duration::from_secs(1);
 /// The least time between two warnings about NHRP authentication failures.
@@ -119,7 +121,7 @@ where
         now: Instant,
     ) -> Self {
         let capacity = fwd.config().packet_capacity;
-        let first = snapshot_of(&fwd, &keys, &device, &BTreeSet::new(), now);
+        let first = snapshot_of(&fwd, &keys, &device, &BTreeSet::new(), os_drops(&os), now);
         Driver {
             fwd,
             keys,
@@ -533,7 +535,15 @@ where
     }
 
     fn publish(&mut self, now: Instant) {
-        let snapshot = snapshot_of(&self.fwd, &self.keys, &self.device, &self.installed, now);
+        let drops = os_drops(&self.os);
+        let snapshot = snapshot_of(
+            &self.fwd,
+            &self.keys,
+            &self.device,
+            &self.installed,
+            drops,
+            now,
+        );
         let c = &snapshot.dataplane;
         tracing::debug!(
             target: "dmvpn_agent::stats",
@@ -562,12 +572,21 @@ where
     }
 }
 
+/// What the OS handles dropped so far.
+fn os_drops<T: TunDevice, U: UdpEndpoint, R>(os: &Os<T, U, R>) -> OsDrops {
+    OsDrops {
+        tun: os.tun.drops(),
+        udp: os.udp.drops(),
+    }
+}
+
 /// The state of a router at `now`.
 fn snapshot_of<P: Protection, K: KeyExchange<P>>(
     fwd: &Forwarder<P>,
     keys: &K,
     device: &DeviceInfo,
     installed: &BTreeSet<Prefix>,
+    os_drops: OsDrops,
     now: Instant,
 ) -> RouterSnapshot {
     let engine = fwd.engine();
@@ -597,5 +616,6 @@ fn snapshot_of<P: Protection, K: KeyExchange<P>>(
         ike_sas: keys.ike_sas(now),
         ike_failures: keys.ike_failures(),
         routes: installed.iter().copied().collect(),
+        os_drops,
     }
 }

@@ -102,6 +102,7 @@ struct Families {
     esp_replay_drops: IntCounterVec,
     esp_auth_failures: IntCounterVec,
     drops: IntCounterVec,
+    os_drops: IntCounterVec,
     tun_packets: IntCounterVec,
     underlay_datagrams: IntCounterVec,
     forwarded: IntCounter,
@@ -166,6 +167,11 @@ impl Families {
             drops: counters(
                 "dmvpn_dataplane_drops_total",
                 "Packets the dataplane dropped, by reason.",
+                &["reason"],
+            )?,
+            os_drops: counters(
+                "dmvpn_os_drops_total",
+                "Packets the TUN device or the underlay socket took in but could not hand to the dataplane, by reason.",
                 &["reason"],
             )?,
             tun_packets: counters(
@@ -248,7 +254,7 @@ impl Families {
         })
     }
 
-    fn collectors(&self) -> [&dyn Collector; 25] {
+    fn collectors(&self) -> [&dyn Collector; 26] {
         [
             &self.peer_packets,
             &self.peer_bytes,
@@ -256,6 +262,7 @@ impl Families {
             &self.esp_replay_drops,
             &self.esp_auth_failures,
             &self.drops,
+            &self.os_drops,
             &self.tun_packets,
             &self.underlay_datagrams,
             &self.forwarded,
@@ -294,6 +301,7 @@ impl Families {
             &self.esp_replay_drops,
             &self.esp_auth_failures,
             &self.drops,
+            &self.os_drops,
             &self.tun_packets,
             &self.underlay_datagrams,
             &self.nhrp_messages,
@@ -330,6 +338,9 @@ impl Families {
         let d = &s.dataplane;
         for r in dmvpn_dataplane::DropReason::ALL {
             set_vec(&self.drops, &[r.metric_label()], d.dropped(r));
+        }
+        for (reason, n) in s.os_drops.by_reason() {
+            set_vec(&self.os_drops, &[reason], n);
         }
         set_vec(&self.tun_packets, &["rx"], d.tun_rx);
         set_vec(&self.tun_packets, &["tx"], d.tun_tx);
@@ -634,7 +645,7 @@ mod tests {
         // A spoke has an NHS, so every family has a series.
         let (m, _tx) = scrape_of(spoke());
         let (samples, types) = parse(&m.encode());
-        assert_eq!(types.len(), 25, "{types:?}");
+        assert_eq!(types.len(), 26, "{types:?}");
         for (name, kind) in &types {
             assert!(name.starts_with("dmvpn_"), "{name}");
             assert_eq!(
@@ -656,7 +667,10 @@ mod tests {
 
     #[test]
     fn hub_counters_come_from_the_snapshot() {
-        let (m, _tx) = scrape_of(hub());
+        let mut snapshot = hub();
+        snapshot.os_drops.udp.truncated = 2;
+        snapshot.os_drops.tun.unsplit = 1;
+        let (m, _tx) = scrape_of(snapshot);
         let (s, _) = parse(&m.encode());
         let peer = "198.18.0.2";
         assert_eq!(
@@ -716,6 +730,18 @@ mod tests {
             assert!(reasons.contains(r), "{r} missing in {reasons:?}");
         }
         assert_eq!(reasons.len(), dmvpn_dataplane::DropReason::ALL.len());
+        // The OS side's drops, every reason a series.
+        for (reason, want) in [
+            ("udp_truncated", 2.0),
+            ("tun_unsplit", 1.0),
+            ("udp_oversize", 0.0),
+        ] {
+            assert_eq!(
+                value(&s, "dmvpn_os_drops_total", &[("reason", reason)]),
+                Some(want),
+                "{reason}"
+            );
+        }
         assert_eq!(
             value(
                 &s,

@@ -19,6 +19,7 @@ use core::time::Duration;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use dmvpn_dataplane::os::{RecvDrops, TunDrops};
 use dmvpn_dataplane::{Counters, PeerCounters};
 use dmvpn_nhrp::Prefix;
 use dmvpn_nhrp::show::{Dmvpn, NhrpEntry, NhsStatus};
@@ -63,6 +64,28 @@ pub struct RouterSnapshot {
     pub ike_failures: BTreeMap<&'static str, u64>,
     /// The routes installed into the tunnel device (static, peers' prefixes, shortcuts).
     pub routes: Vec<Prefix>,
+    /// What the TUN device and the underlay socket took in but could not hand up.
+    pub os_drops: OsDrops,
+}
+
+/// Packets the OS side took in but could not hand to the dataplane, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OsDrops {
+    /// The TUN device's.
+    pub tun: TunDrops,
+    /// The underlay socket's.
+    pub udp: RecvDrops,
+}
+
+impl OsDrops {
+    /// Every reason with its count, by metric label.
+    pub fn by_reason(&self) -> [(&'static str, u64); 3] {
+        [
+            ("tun_unsplit", self.tun.unsplit),
+            ("udp_truncated", self.udp.truncated),
+            ("udp_oversize", self.udp.oversize),
+        ]
+    }
 }
 
 /// The per-peer packet counters of the dataplane.

@@ -81,6 +81,7 @@ fn hub() -> RouterSnapshot {
         }],
         ike_failures: Default::default(),
         routes: Vec::new(),
+        os_drops: Default::default(),
     }
 }
 

@@ -90,6 +90,7 @@ fn base(role: Role, tunnel: &str, nbma: &str) -> RouterSnapshot {
         ike_sas: Vec::new(),
         ike_failures: Default::default(),
         routes: Vec::new(),
+        os_drops: Default::default(),
     }
 }
 
