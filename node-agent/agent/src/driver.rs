@@ -30,9 +30,9 @@ use crate::ipsec::KeyExchange;
 use crate::snapshot::{OsDrops, PeerTraffic, RouterSnapshot};
 
 /// Packets moved per batch: as many as one TUN read yields at most (a 64 KiB GSO
-/// super-packet split into MTU-sized packets, `dmvpn_dataplane::os::linux::SEGMENTS`), so
-/// that a super-packet crosses the forwarder in one pass and leaves in one GSO send.
-pub const BATCH: usize = 128;
+/// super-packet split into MTU-sized packets), so that a super-packet crosses the forwarder
+/// in one pass and leaves in one GSO send.
+pub const BATCH: usize = dmvpn_dataplane::os::linux::SEGMENTS;
 /// The longest a published snapshot goes without a refresh.
 pub const SNAPSHOT_REFRESH: Duration = Duration::from_secs(1);
 /// The least time between two warnings about NHRP authentication failures.

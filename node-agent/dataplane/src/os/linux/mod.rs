@@ -10,4 +10,4 @@ mod udp;
 
 pub use route::{DEFAULT_ROUTE_PROTOCOL, LinuxRoutes, MAIN_TABLE};
 pub use tun::{LinuxTun, SEGMENTS, TunWrites};
-pub use udp::{LinuxUdp, SOCKET_BUFFER};
+pub use udp::LinuxUdp;

@@ -92,6 +92,12 @@ impl TunWrites {
     }
 }
 
+/// Sets the device's `gso_max_segs` to [`SEGMENTS`].
+fn limit_segments(dev: &tun_rs::AsyncDevice) -> io::Result<()> {
+    let segments = u32::try_from(SEGMENTS).map_err(io::Error::other)?;
+    link::set_gso_max_segs(dev.if_index()?, segments)
+}
+
 /// A buffer tun-rs splits a read into: the whole [`PacketBuf`], so that a packet written at
 /// [`HEADROOM`] keeps the headroom in front of it.
 #[derive(Debug, Default)]
@@ -156,18 +162,10 @@ impl LinuxTun {
             .build_async()
         };
         let dev = match build(true) {
-            Ok(dev) if !dev.tcp_gso() => dev,
-            Ok(dev) => {
-                let limited = u32::try_from(SEGMENTS)
-                    .map_err(io::Error::other)
-                    .and_then(|segs| link::set_gso_max_segs(dev.if_index()?, segs));
-                match limited {
-                    Ok(()) => dev,
-                    Err(_) => {
-                        drop(dev);
-                        build(false)?
-                    }
-                }
+            Ok(dev) if !dev.tcp_gso() || limit_segments(&dev).is_ok() => dev,
+            Ok(refused) => {
+                drop(refused);
+                build(false)?
             }
             Err(_) => build(false)?,
         };

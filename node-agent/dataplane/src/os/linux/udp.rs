@@ -33,8 +33,8 @@ const RECV_BATCH: usize = 32;
 /// A message that fills it was truncated.
 const MAX_MESSAGE: usize = 1 << 16;
 
-/// The most datagrams one GSO send carries: the kernel's `UDP_MAX_SEGMENTS` (64 before
-/// Linux 6.2 raised it to 128), the most quinn-udp uses. A TUN read of a 64 KiB TCP
+/// The most datagrams one GSO send carries: the most quinn-udp uses, the kernel's
+/// `UDP_MAX_SEGMENTS` before newer kernels raised it to 128. A TUN read of a 64 KiB TCP
 /// super-packet yields about 45 datagrams, which leave in one send.
 const GSO_MAX_SEGMENTS: usize = 64;
 
@@ -48,7 +48,7 @@ const GSO_MAX_BYTES: usize = 65_535 - 20 - 8;
 /// dozen GSO runs) while the agent is busy elsewhere. The kernel's default (about 200 KiB)
 /// holds three runs, and a receive buffer that overflows drops a whole coalesced message.
 /// wireguard-go asks for 7 MiB for the same reason.
-pub const SOCKET_BUFFER: usize = 4 << 20;
+const SOCKET_BUFFER: usize = 4 << 20;
 
 /// A UDP socket on the underlay.
 #[derive(Debug)]
